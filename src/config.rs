@@ -107,6 +107,10 @@ pub struct Settings {
     /// process per conference) [default: task]
     #[arg(long, env = "CONVOKE_ISOLATION", value_enum)]
     pub isolation: Option<crate::media::Isolation>,
+    /// Threads that run the conference workers' packet loops, apart from signalling
+    /// [default: the number of cores]
+    #[arg(long, env = "CONVOKE_MEDIA_THREADS")]
+    pub media_threads: Option<usize>,
     /// Directory of the SQLite database [default: ./convoke-data]
     #[arg(long, env = "CONVOKE_DATA")]
     pub data: Option<PathBuf>,
@@ -152,6 +156,7 @@ impl Settings {
             port_quarantine: self.port_quarantine.or(other.port_quarantine),
             warm_workers: self.warm_workers.or(other.warm_workers),
             isolation: self.isolation.or(other.isolation),
+            media_threads: self.media_threads.or(other.media_threads),
             idle_park: self.idle_park.or(other.idle_park),
             data: self.data.or(other.data),
             public_ip: self.public_ip.or(other.public_ip),
@@ -179,6 +184,8 @@ pub struct Config {
     /// Unused workers kept ready (ports bound, tasks running).
     pub warm_workers: usize,
     pub isolation: crate::media::Isolation,
+    /// Threads of the media runtime.
+    pub media_threads: usize,
     /// An empty conference releases its worker after this long.
     pub idle_park: Duration,
     pub data: PathBuf,
@@ -255,6 +262,10 @@ impl Config {
             port_quarantine: Duration::from_secs(s.port_quarantine.unwrap_or(30)),
             warm_workers: s.warm_workers.unwrap_or(4),
             isolation: s.isolation.unwrap_or_default(),
+            media_threads: s
+                .media_threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .max(1),
             idle_park: Duration::from_secs(s.idle_park.unwrap_or(300)),
             data: s.data.unwrap_or_else(|| PathBuf::from("convoke-data")),
             public_ip: s.public_ip.unwrap_or(sip.ip()),

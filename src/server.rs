@@ -22,6 +22,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] crate::transport::tls::TlsError),
+    #[error("media runtime: {0}")]
+    MediaRuntime(std::io::Error),
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
 }
@@ -61,7 +63,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         &config.media_ports,
         config.port_quarantine,
     ));
-    let conferences = Conferences::new(store.clone(), ports, config.warm_workers, config.isolation);
+    let conferences = Conferences::new(
+        store.clone(),
+        ports,
+        config.warm_workers,
+        config.isolation,
+        media_runtime(config.media_threads)?,
+    );
     tokio::spawn(conferences.pool().clone().refill());
     let app = App::new(config.clone(), store, conferences, core, metrics);
 
@@ -87,6 +95,21 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     axum::serve(http_listener, crate::api::router(app))
         .await
         .map_err(StartError::Http)
+}
+
+/// The runtime of the conference workers: its own threads, so that a media flood cannot delay
+/// signalling and a SIP flood cannot delay media. It lives as long as the process.
+fn media_runtime(threads: usize) -> Result<tokio::runtime::Handle, StartError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("convoke-media")
+        .enable_all()
+        .build()
+        .map_err(StartError::MediaRuntime)?;
+    let handle = runtime.handle().clone();
+    // Dropping a runtime inside another one panics; the server never stops it before exit.
+    std::mem::forget(runtime);
+    Ok(handle)
 }
 
 /// RFC 4028: checks session timers twice a second.

@@ -22,6 +22,8 @@ pub struct WarmPool {
     ports: Arc<PortPool>,
     failed: mpsc::UnboundedSender<String>,
     isolation: Isolation,
+    /// The media runtime: workers run here, apart from signalling.
+    runtime: tokio::runtime::Handle,
     refill: Notify,
 }
 
@@ -31,6 +33,7 @@ impl WarmPool {
         ports: Arc<PortPool>,
         failed: mpsc::UnboundedSender<String>,
         isolation: Isolation,
+        runtime: tokio::runtime::Handle,
     ) -> Arc<Self> {
         Arc::new(Self {
             target,
@@ -38,6 +41,7 @@ impl WarmPool {
             ports,
             failed,
             isolation,
+            runtime,
             refill: Notify::new(),
         })
     }
@@ -65,6 +69,8 @@ impl WarmPool {
 
     fn start(&self) -> Result<WorkerHandle, StartError> {
         let sockets = self.ports.allocate()?;
+        // The worker's task and socket registrations belong to the media runtime.
+        let _media = self.runtime.enter();
         Ok(WorkerHandle::spawn(
             sockets,
             self.ports.clone(),

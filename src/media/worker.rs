@@ -1,9 +1,10 @@
 //! The conference worker: a task that owns the conference's four UDP sockets and its roster,
 //! watched by a supervisor.
 //!
-//! Per packet it does one receive into a fixed buffer, one attribution over its own member
-//! list (no lock, no allocation, no log line), and one non-blocking send per receiver. Joins,
-//! leaves and statistics requests arrive over a channel, between packets.
+//! It receives up to 32 datagrams per system call (`recvmmsg`), attributes each to a member by
+//! a scan of its own member list (no lock, no allocation, no log line), and sends the whole
+//! fan-out of a batch with one `sendmmsg` per socket. Joins, leaves and statistics requests
+//! arrive over a channel, between batches.
 //!
 //! The supervisor owns the control channel and a mirror of the roster. If the packet loop
 //! panics, it starts a new incarnation at once on the same sockets (so the same ports) and
@@ -11,18 +12,19 @@
 //! re-INVITE. Only the crashed conference is touched, as nothing else shares its task or
 //! sockets. A worker that keeps crashing is declared failed instead of restarting forever.
 
+use super::batch::{RecvBatch, SendBatch, BATCH};
 use super::ports::{MediaSockets, PortPool};
 use super::roster::{attribute, Member, MemberConfig, MemberStats};
 use super::rtp::{classify, feedback_target, ssrc, PacketKind};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
-
-const BUF: usize = 2048;
 
 /// More panics than this within [`CRASH_WINDOW`] and the worker is failed, not restarted.
 pub const MAX_RESTARTS: usize = 3;
@@ -298,39 +300,59 @@ pub(super) struct State {
     dropped: u64,
     /// Arrival times for jitter are measured from here.
     epoch: Instant,
+    /// Outgoing datagrams per socket, flushed after each received batch.
+    out: [SendBatch; 4],
 }
+
+/// Receive batches drained from one socket before the others and the control channel get a
+/// turn (8 × 32 datagrams).
+const DRAIN_ROUNDS: usize = 8;
 
 pub(super) async fn run(socks: Arc<[UdpSocket; 4]>, mut control: mpsc::UnboundedReceiver<Control>) {
     let mut state = State {
         members: Vec::new(),
         dropped: 0,
         epoch: Instant::now(),
+        out: std::array::from_fn(|_| SendBatch::new()),
     };
-    let mut bufs = vec![[0u8; BUF]; 4];
-    let [b0, b1, b2, b3] = &mut bufs[..] else {
-        return;
-    };
+    let mut batch = RecvBatch::new();
     loop {
         // Control first: a member must be known before its packets are read (after a restart
         // the roster is replayed while packets queue in the socket).
-        let (index, len, src) = tokio::select! {
+        tokio::select! {
             biased;
             c = control.recv() => match c {
                 Some(c) => { handle_control(&mut state, c); continue }
                 None => return,
             },
-            r = socks[0].recv_from(b0) => match r { Ok((n, s)) => (0, n, s), Err(_) => continue },
-            r = socks[1].recv_from(b1) => match r { Ok((n, s)) => (1, n, s), Err(_) => continue },
-            r = socks[2].recv_from(b2) => match r { Ok((n, s)) => (2, n, s), Err(_) => continue },
-            r = socks[3].recv_from(b3) => match r { Ok((n, s)) => (3, n, s), Err(_) => continue },
+            _ = socks[0].readable() => {},
+            _ = socks[1].readable() => {},
+            _ = socks[2].readable() => {},
+            _ = socks[3].readable() => {},
         };
-        let packet: &[u8] = match index {
-            0 => &b0[..len],
-            1 => &b1[..len],
-            2 => &b2[..len],
-            _ => &b3[..len],
-        };
-        forward(&mut state, &socks, index, packet, src);
+        // Whichever woke us, every ready socket is drained in turn, so a busy audio port cannot
+        // starve video (a socket that is not ready costs no system call).
+        for index in 0..socks.len() {
+            let sock = &socks[index];
+            for _ in 0..DRAIN_ROUNDS {
+                let received = sock.try_io(Interest::READABLE, || batch.recv(sock.as_raw_fd()));
+                let Ok(n) = received else { break };
+                for i in 0..n {
+                    match batch.get(i) {
+                        Some((packet, src)) => forward(&mut state, index, packet, src),
+                        None => state.dropped += 1,
+                    }
+                }
+                for (out, sock) in state.out.iter_mut().zip(socks.iter()) {
+                    if !out.is_empty() {
+                        out.flush(sock.as_raw_fd());
+                    }
+                }
+                if n < BATCH {
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -367,13 +389,10 @@ fn handle_control(state: &mut State, c: Control) {
 }
 
 /// Routes one packet that arrived on socket `index` (0/1 audio RTP/RTCP, 2/3 video RTP/RTCP).
-fn forward(
-    state: &mut State,
-    socks: &[UdpSocket; 4],
-    index: usize,
-    packet: &[u8],
-    src: SocketAddr,
-) {
+///
+/// Sends are queued in `state.out` pointing at `packet`, which the caller keeps unchanged
+/// until it flushes.
+fn forward(state: &mut State, index: usize, packet: &[u8], src: SocketAddr) {
     let kind = index / 2;
     let on_rtcp_port = index % 2 == 1;
     let Some(class) = classify(packet) else {
@@ -420,9 +439,10 @@ fn forward(
         let Some((dest, via_rtcp_socket)) = m.destination(kind, is_rtcp) else {
             continue;
         };
-        let sock = &socks[kind * 2 + usize::from(via_rtcp_socket)];
-        // Real-time media: a full socket buffer drops the packet rather than queue it.
-        if sock.try_send_to(packet, dest).is_ok() {
+        let out = &mut state.out[kind * 2 + usize::from(via_rtcp_socket)];
+        // SAFETY: `packet` lives in the receive batch, which `run` flushes before reusing it.
+        // A full batch (more than SEND_BATCH copies from one receive) drops the excess.
+        if unsafe { out.push(packet, dest) } {
             m.stats.tx_packets += 1;
         }
     }

@@ -22,7 +22,7 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] crate::transport::tls::TlsError),
-    #[error("media runtime: {0}")]
+    #[error("media threads: {0}")]
     MediaRuntime(std::io::Error),
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
@@ -68,7 +68,10 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         ports,
         config.warm_workers,
         config.isolation,
-        media_runtime(config.media_threads)?,
+        // Media threads of their own, so that a media flood cannot delay signalling and a SIP
+        // flood cannot delay media.
+        crate::media::MediaThreads::start(config.media_threads)
+            .map_err(StartError::MediaRuntime)?,
     );
     tokio::spawn(conferences.pool().clone().refill());
     let app = App::new(config.clone(), store, conferences, core, metrics);
@@ -95,21 +98,6 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     axum::serve(http_listener, crate::api::router(app))
         .await
         .map_err(StartError::Http)
-}
-
-/// The runtime of the conference workers: its own threads, so that a media flood cannot delay
-/// signalling and a SIP flood cannot delay media. It lives as long as the process.
-fn media_runtime(threads: usize) -> Result<tokio::runtime::Handle, StartError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("convoke-media")
-        .enable_all()
-        .build()
-        .map_err(StartError::MediaRuntime)?;
-    let handle = runtime.handle().clone();
-    // Dropping a runtime inside another one panics; the server never stops it before exit.
-    std::mem::forget(runtime);
-    Ok(handle)
 }
 
 /// RFC 4028: checks session timers twice a second.

@@ -153,11 +153,11 @@ impl Conferences {
         ports: Arc<PortPool>,
         warm_workers: usize,
         isolation: crate::media::Isolation,
-        media_runtime: tokio::runtime::Handle,
+        media: crate::media::MediaThreads,
     ) -> Self {
         let (failed_tx, failed_rx) = tokio::sync::mpsc::unbounded_channel();
         Self {
-            pool: WarmPool::new(warm_workers, ports, failed_tx, isolation, media_runtime),
+            pool: WarmPool::new(warm_workers, ports, failed_tx, isolation, media),
             failed_rx: Mutex::new(Some(failed_rx)),
             live: DashMap::new(),
             by_dialog: DashMap::new(),

@@ -14,8 +14,8 @@ use std::os::fd::RawFd;
 pub const BATCH: usize = 32;
 /// Largest datagram kept; longer ones are truncated by the kernel (and are not media).
 pub const BUF: usize = 2048;
-/// Messages per send call: a full receive batch fanned out to eight members each.
-pub const SEND_BATCH: usize = BATCH * 8;
+/// Messages per send call (a full receive batch fanned out to eight members takes four calls).
+pub const SEND_BATCH: usize = 64;
 
 /// Receive buffers and the headers `recvmmsg` fills.
 pub struct RecvBatch {

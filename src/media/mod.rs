@@ -7,12 +7,14 @@ pub mod ports;
 pub mod process;
 pub mod roster;
 pub mod rtp;
+pub mod runtime;
 pub mod stats;
 pub mod worker;
 
 pub use pool::WarmPool;
 pub use ports::{MediaSockets, PortPool};
 pub use roster::{MemberConfig, MemberStats, StreamConfig};
+pub use runtime::MediaThreads;
 pub use worker::{Isolation, WorkerHandle, WorkerState, WorkerStats, WorkerStatus};
 
 /// Index of a media kind in per-kind arrays.

@@ -22,8 +22,8 @@ pub struct WarmPool {
     ports: Arc<PortPool>,
     failed: mpsc::UnboundedSender<String>,
     isolation: Isolation,
-    /// The media runtime: workers run here, apart from signalling.
-    runtime: tokio::runtime::Handle,
+    /// Workers run on these threads, apart from signalling.
+    media: super::MediaThreads,
     refill: Notify,
 }
 
@@ -33,7 +33,7 @@ impl WarmPool {
         ports: Arc<PortPool>,
         failed: mpsc::UnboundedSender<String>,
         isolation: Isolation,
-        runtime: tokio::runtime::Handle,
+        media: super::MediaThreads,
     ) -> Arc<Self> {
         Arc::new(Self {
             target,
@@ -41,7 +41,7 @@ impl WarmPool {
             ports,
             failed,
             isolation,
-            runtime,
+            media,
             refill: Notify::new(),
         })
     }
@@ -70,7 +70,7 @@ impl WarmPool {
     fn start(&self) -> Result<WorkerHandle, StartError> {
         let sockets = self.ports.allocate()?;
         // The worker's task and socket registrations belong to the media runtime.
-        let _media = self.runtime.enter();
+        let _media = self.media.next().enter();
         Ok(WorkerHandle::spawn(
             sockets,
             self.ports.clone(),

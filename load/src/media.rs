@@ -1,0 +1,425 @@
+//! The RTP side of the load: every participant sends a G.711-like stream (or bursts of larger
+//! packets), and every packet that comes back is attributed to the participant it was sent to
+//! and the participant that sent it. Send times travel in the payload, so one-way latency,
+//! loss and jitter are measured per stream without clock agreement (sender and receiver are
+//! the same process).
+
+use crate::addr::{participant_index, participant_ip};
+use crate::pktinfo::PktinfoSocket;
+use hdrhistogram::Histogram;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// SSRCs of our streams: this prefix, then the participant index.
+const SSRC_PREFIX: u32 = 0x4c00_0000;
+/// RTP header, send time, measuring flag.
+pub const MIN_SIZE: usize = 12 + 8 + 1;
+
+#[derive(Debug, Clone)]
+pub struct MediaPlan {
+    /// Where each participant sends (its conference's port, or the reference forwarder).
+    pub targets: Vec<SocketAddr>,
+    /// Participants per conference; participant `i` is in conference `i / group`.
+    pub group: usize,
+    /// Packets per second per participant.
+    pub pps: f64,
+    pub size: usize,
+    /// Packets sent back to back per send event (video-like bursts); 1 for audio.
+    pub burst: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Listening after the last packet for stragglers.
+    pub drain: Duration,
+}
+
+/// Per (receiver, sender) stream.
+#[derive(Debug, Clone, Copy, Default)]
+struct Stream {
+    received: u64,
+    /// RFC 3550 A.8 interarrival jitter, nanoseconds.
+    jitter_ns: f64,
+    last_transit: Option<i64>,
+}
+
+/// One second of the measuring window, by send time.
+#[derive(Debug, Clone)]
+struct Second {
+    expected: u64,
+    received: u64,
+    latency: Histogram<u64>,
+}
+
+impl Second {
+    fn new() -> Self {
+        Self {
+            expected: 0,
+            received: 0,
+            latency: histogram(),
+        }
+    }
+}
+
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// What one generator thread saw.
+struct ThreadResult {
+    /// Per participant of this thread: packets sent in the measuring window.
+    sent: Vec<(usize, u64)>,
+    streams: Vec<Stream>,
+    latency: Histogram<u64>,
+    seconds: Vec<Second>,
+    /// Datagrams that were not ours, or ours but to the wrong participant/conference.
+    stray: u64,
+    send_drops: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SecondReport {
+    pub second: usize,
+    pub loss_percent: f64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub received: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MediaReport {
+    pub participants: usize,
+    pub group: usize,
+    pub pps_per_participant: f64,
+    pub packet_size: usize,
+    pub burst: usize,
+    pub seconds: f64,
+    pub sent: u64,
+    pub expected: u64,
+    pub received: u64,
+    pub loss_percent: f64,
+    pub streams: usize,
+    pub streams_with_loss: usize,
+    pub worst_stream_loss_percent: f64,
+    pub input_pps: f64,
+    pub output_pps: f64,
+    pub latency_us: Percentiles,
+    pub jitter_us_mean: f64,
+    pub jitter_us_max: f64,
+    pub stray: u64,
+    pub send_drops: u64,
+    pub timeline: Vec<SecondReport>,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        Self {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn now_ns() -> u64 {
+    epoch().elapsed().as_nanos() as u64
+}
+
+/// Runs the plan with one thread per socket; participant `i` uses socket `i % sockets.len()`
+/// (the port its SDP announced). `progress` is called about ten times a second with the
+/// packets received so far.
+pub fn run(
+    plan: &MediaPlan,
+    sockets: Vec<PktinfoSocket>,
+    mut progress: impl FnMut(Duration, u64),
+) -> MediaReport {
+    let threads = sockets.len();
+    let received_so_far = Arc::new(AtomicU64::new(0));
+    let start_ns = now_ns() + 50_000_000;
+    let handles: Vec<_> = sockets
+        .into_iter()
+        .enumerate()
+        .map(|(t, socket)| {
+            let plan = plan.clone();
+            let mine: Vec<usize> = (t..plan.targets.len()).step_by(threads).collect();
+            let counter = received_so_far.clone();
+            std::thread::Builder::new()
+                .name(format!("load-media-{t}"))
+                .spawn(move || generator_thread(&plan, socket, mine, start_ns, &counter))
+                .expect("spawn a generator thread")
+        })
+        .collect();
+    let total = plan.warmup + plan.duration + plan.drain + Duration::from_millis(50);
+    let began = Instant::now();
+    while handles.iter().any(|h| !h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        progress(
+            began.elapsed().min(total),
+            received_so_far.load(Ordering::Relaxed),
+        );
+    }
+    let results: Vec<ThreadResult> = handles
+        .into_iter()
+        .map(|h| h.join().expect("generator thread"))
+        .collect();
+    report(plan, results)
+}
+
+fn generator_thread(
+    plan: &MediaPlan,
+    mut socket: PktinfoSocket,
+    mine: Vec<usize>,
+    start_ns: u64,
+    received_so_far: &AtomicU64,
+) -> ThreadResult {
+    let n = plan.targets.len();
+    let group = plan.group;
+    let mut result = ThreadResult {
+        sent: mine.iter().map(|&p| (p, 0)).collect(),
+        streams: vec![Stream::default(); n * group],
+        latency: histogram(),
+        seconds: (0..plan.duration.as_secs().max(1) as usize + 1)
+            .map(|_| Second::new())
+            .collect(),
+        stray: 0,
+        send_drops: 0,
+    };
+    if mine.is_empty() {
+        return result;
+    }
+    let warm_ns = start_ns + plan.warmup.as_nanos() as u64;
+    let end_ns = warm_ns + plan.duration.as_nanos() as u64;
+    let stop_ns = end_ns + plan.drain.as_nanos() as u64;
+    // One send event per participant every 1/pps × burst seconds, spread evenly over them.
+    let event_ns = (plan.burst as f64 * 1e9 / plan.pps / mine.len() as f64).max(1.0);
+    let mut events: u64 = 0;
+    let fan_out = group as u64 - 1;
+    while now_ns() < start_ns {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    loop {
+        let now = now_ns();
+        if now >= stop_ns {
+            break;
+        }
+        if now < end_ns {
+            let due = ((now - start_ns) as f64 / event_ns) as u64 + 1;
+            // Never more than a few batches before receiving again.
+            let due = due.min(events + 256);
+            while events < due {
+                let slot = (events % mine.len() as u64) as usize;
+                let p = mine[slot];
+                let k = events / mine.len() as u64;
+                let sent_at = now_ns();
+                let measuring = sent_at >= warm_ns;
+                for b in 0..plan.burst as u64 {
+                    if socket.next_buffer().is_none() {
+                        let q = socket.queued();
+                        result.send_drops += (q - socket.flush()) as u64;
+                    }
+                    let seq = k * plan.burst as u64 + b;
+                    let buf = socket.next_buffer().expect("flushed");
+                    write_packet(buf, p, seq, sent_at, measuring, plan.size);
+                    socket.commit(plan.size, participant_ip(p), plan.targets[p]);
+                    if measuring {
+                        result.sent[slot].1 += 1;
+                        let sec = ((sent_at - warm_ns) / 1_000_000_000) as usize;
+                        if let Some(s) = result.seconds.get_mut(sec) {
+                            s.expected += fan_out;
+                        }
+                    }
+                }
+                events += 1;
+            }
+            let q = socket.queued();
+            result.send_drops += (q - socket.flush()) as u64;
+        }
+        let mut got = 0;
+        loop {
+            let n = socket.recv(|d| receive(&mut result, group, warm_ns, d.data, d.destination));
+            got += n;
+            if n < crate::pktinfo::BATCH {
+                break;
+            }
+        }
+        if got > 0 {
+            received_so_far.fetch_add(got as u64, Ordering::Relaxed);
+        }
+        let next_event = start_ns + ((events as f64) * event_ns) as u64;
+        let wait = next_event.saturating_sub(now_ns()).clamp(0, 1_000_000);
+        if wait > 20_000 {
+            socket.wait_readable(Duration::from_nanos(wait));
+        }
+    }
+    result
+}
+
+fn write_packet(buf: &mut [u8], p: usize, seq: u64, sent_at: u64, measuring: bool, size: usize) {
+    let buf = &mut buf[..size];
+    buf[0] = 0x80;
+    buf[1] = 0; // PCMU
+    buf[2..4].copy_from_slice(&(seq as u16).to_be_bytes());
+    buf[4..8].copy_from_slice(&((seq as u32).wrapping_mul(160)).to_be_bytes());
+    buf[8..12].copy_from_slice(&(SSRC_PREFIX | p as u32).to_be_bytes());
+    buf[12..20].copy_from_slice(&sent_at.to_be_bytes());
+    buf[20] = u8::from(measuring);
+    buf[21..].fill(0xff);
+}
+
+fn receive(
+    r: &mut ThreadResult,
+    group: usize,
+    warm_ns: u64,
+    data: &[u8],
+    destination: Option<std::net::Ipv4Addr>,
+) {
+    let arrived = now_ns();
+    if data.len() < MIN_SIZE || data[0] != 0x80 {
+        r.stray += 1;
+        return;
+    }
+    let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+    let sender = (ssrc & 0x00ff_ffff) as usize;
+    let receiver = destination.and_then(participant_index);
+    let Some(receiver) = receiver.filter(|rcv| {
+        ssrc & 0xff00_0000 == SSRC_PREFIX
+            && *rcv != sender
+            && rcv / group == sender / group
+            && rcv * group < r.streams.len()
+    }) else {
+        r.stray += 1;
+        return;
+    };
+    if data[20] == 0 {
+        return; // warm-up traffic
+    }
+    let sent_at = u64::from_be_bytes(data[12..20].try_into().expect("8 bytes"));
+    let latency_ns = arrived.saturating_sub(sent_at);
+    let us = (latency_ns / 1000).max(1);
+    let _ = r.latency.record(us);
+    let sec = (sent_at.saturating_sub(warm_ns) / 1_000_000_000) as usize;
+    if let Some(s) = r.seconds.get_mut(sec) {
+        s.received += 1;
+        let _ = s.latency.record(us);
+    }
+    let stream = &mut r.streams[receiver * group + sender % group];
+    stream.received += 1;
+    let transit = latency_ns as i64;
+    if let Some(last) = stream.last_transit {
+        let d = (transit - last).unsigned_abs() as f64;
+        stream.jitter_ns += (d - stream.jitter_ns) / 16.0;
+    }
+    stream.last_transit = Some(transit);
+}
+
+fn report(plan: &MediaPlan, results: Vec<ThreadResult>) -> MediaReport {
+    let n = plan.targets.len();
+    let group = plan.group;
+    let mut sent = vec![0u64; n];
+    let mut streams = vec![Stream::default(); n * group];
+    let mut latency = histogram();
+    let mut seconds: Vec<Second> = Vec::new();
+    let (mut stray, mut send_drops) = (0, 0);
+    for r in results {
+        for (p, s) in r.sent {
+            sent[p] += s;
+        }
+        for (all, mine) in streams.iter_mut().zip(&r.streams) {
+            all.received += mine.received;
+            all.jitter_ns = all.jitter_ns.max(mine.jitter_ns);
+        }
+        let _ = latency.add(&r.latency);
+        for (i, s) in r.seconds.into_iter().enumerate() {
+            if seconds.len() <= i {
+                seconds.push(Second::new());
+            }
+            seconds[i].expected += s.expected;
+            seconds[i].received += s.received;
+            let _ = seconds[i].latency.add(&s.latency);
+        }
+        stray += r.stray;
+        send_drops += r.send_drops;
+    }
+    let (mut expected, mut received, mut with_loss, mut worst) = (0u64, 0u64, 0usize, 0f64);
+    let (mut jitter_sum, mut jitter_max, mut stream_count) = (0f64, 0f64, 0usize);
+    for receiver in 0..n {
+        let conference = receiver / group;
+        for slot in 0..group {
+            let sender = conference * group + slot;
+            if sender == receiver || sender >= n {
+                continue;
+            }
+            let s = streams[receiver * group + slot];
+            let exp = sent[sender];
+            expected += exp;
+            received += s.received.min(exp);
+            stream_count += 1;
+            if s.received < exp {
+                with_loss += 1;
+                worst = worst.max(100.0 * (exp - s.received) as f64 / exp as f64);
+            }
+            jitter_sum += s.jitter_ns;
+            jitter_max = f64::max(jitter_max, s.jitter_ns);
+        }
+    }
+    let secs = plan.duration.as_secs_f64();
+    let total_sent: u64 = sent.iter().sum();
+    MediaReport {
+        participants: n,
+        group,
+        pps_per_participant: plan.pps,
+        packet_size: plan.size,
+        burst: plan.burst,
+        seconds: secs,
+        sent: total_sent,
+        expected,
+        received,
+        loss_percent: percent_lost(expected, received),
+        streams: stream_count,
+        streams_with_loss: with_loss,
+        worst_stream_loss_percent: worst,
+        input_pps: total_sent as f64 / secs,
+        output_pps: received as f64 / secs,
+        latency_us: Percentiles::of(&latency),
+        jitter_us_mean: jitter_sum / stream_count.max(1) as f64 / 1000.0,
+        jitter_us_max: jitter_max / 1000.0,
+        stray,
+        send_drops,
+        timeline: seconds
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.expected > 0)
+            .map(|(i, s)| SecondReport {
+                second: i,
+                loss_percent: percent_lost(s.expected, s.received),
+                p50_us: s.latency.value_at_quantile(0.5),
+                p99_us: s.latency.value_at_quantile(0.99),
+                received: s.received,
+            })
+            .collect(),
+    }
+}
+
+fn percent_lost(expected: u64, received: u64) -> f64 {
+    if expected == 0 {
+        0.0
+    } else {
+        100.0 * expected.saturating_sub(received) as f64 / expected as f64
+    }
+}

@@ -1,0 +1,163 @@
+//! The load generator (`convoke-load`, a workspace binary) against the real server, against the
+//! reference forwarder, and as a pure SIP load tool against SIPp's UAS.
+
+mod common;
+
+use common::{free_sip_port, password, Server};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// convoke-load is built beside convoke by any workspace build (the README's test command).
+fn load_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_convoke")).with_file_name("convoke-load");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace (cargo nextest run --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+fn run_load(args: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let out = Command::new(load_bin())
+        .args(args)
+        .arg("--quiet")
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "convoke-load {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn joins_conferences_and_measures_every_stream() {
+    let server = Server::start();
+    let plots = tempfile::tempdir().unwrap();
+    let prefix = plots.path().join("run");
+    let (sip, http) = (server.sip.to_string(), server.http.to_string());
+    let r = run_load(&[
+        "conference",
+        "--sip",
+        &sip,
+        "--http",
+        &http,
+        "--user",
+        "alice",
+        "--password",
+        password("alice"),
+        "-c",
+        "4",
+        "-p",
+        "3",
+        "--warmup",
+        "0.5",
+        "-d",
+        "1",
+        "--plot",
+        prefix.to_str().unwrap(),
+    ]);
+    assert_eq!(r["joins"]["answered"], 12, "{r}");
+    assert_eq!(r["joins"]["failed"], 0, "{r}");
+    let m = &r["media"];
+    // 12 participants, each hearing the 2 others of its conference.
+    assert_eq!(m["streams"], 24, "{m}");
+    let expected = m["expected"].as_u64().unwrap();
+    assert!(
+        expected >= 12 * 2 * 40,
+        "about 50 pps per stream for 1 s: {m}"
+    );
+    assert_eq!(m["received"].as_u64().unwrap(), expected, "{m}");
+    assert_eq!(m["stray"], 0, "{m}");
+    assert!(m["latency_us"]["p50"].as_u64().unwrap() > 0, "{m}");
+    assert_eq!(r["hangups_failed"], 0, "{r}");
+    for plot in ["run-latency.svg", "run-loss.svg"] {
+        let svg = std::fs::read_to_string(plots.path().join(plot)).unwrap();
+        assert!(svg.contains("<svg"), "{plot}");
+    }
+    // Every participant hung up.
+    let status = server.wait_no_dialogs();
+    assert_eq!(status["dialogs"], 0, "{status}");
+}
+
+#[test]
+fn reference_forwarder_carries_the_same_traffic() {
+    let port = free_sip_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _fwd = Killed(
+        Command::new(load_bin())
+            .args(["forward", "--listen", &listen, "--group", "4"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let r = run_load(&[
+        "conference",
+        "--reference",
+        &listen,
+        "-c",
+        "2",
+        "-p",
+        "4",
+        "--warmup",
+        "0.3",
+        "-d",
+        "1",
+    ]);
+    let m = &r["media"];
+    assert_eq!(m["streams"], 24, "{m}");
+    assert!(m["expected"].as_u64().unwrap() > 0, "{m}");
+    assert_eq!(m["received"], m["expected"], "{m}");
+}
+
+#[test]
+fn pure_sip_calls_against_sipp_and_refusals_are_counted() {
+    // SIPp's built-in UAS answers every INVITE and waits for our BYE.
+    let port = free_sip_port();
+    let _uas = Killed(
+        Command::new("sipp")
+            .args([
+                "-sn",
+                "uas",
+                "-p",
+                &port.to_string(),
+                "-nostdin",
+                "-m",
+                "50",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp (Debian sip-tester) is installed"),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let target = format!("sip:service@127.0.0.1:{port}");
+    let r = run_load(&["sip", "--target", &target, "-m", "50", "-r", "200"]);
+    assert_eq!(r["answered"], 50, "{r}");
+    assert_eq!(r["failed"], 0, "{r}");
+
+    // convoke refuses joins to a conference that does not exist: every call fails with 404.
+    let server = Server::start();
+    let target = format!("sip:NOSUCHCONF@{}", server.sip);
+    let r = run_load(&["sip", "--target", &target, "-m", "20", "-r", "200"]);
+    assert_eq!(r["answered"], 0, "{r}");
+    assert_eq!(r["failures"], serde_json::json!([[404, 20]]), "{r}");
+}

@@ -34,6 +34,7 @@ pub mod dialog;
 pub mod ids;
 pub mod media;
 pub mod metrics;
+pub mod panics;
 pub mod registrar;
 pub mod server;
 pub mod session_timer;

@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         // Its own small runtime; the sockets come from the server as fds 3-6.
         return Ok(convoke::media::process::child_main()?);
     }
+    convoke::panics::log_then_resolve_backtrace();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -3,49 +3,10 @@
 
 mod common;
 
+use common::load::{load_bin, run_load, Killed};
 use common::{free_sip_port, password, Server};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// convoke-load is built beside convoke by any workspace build (the README's test command).
-fn load_bin() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_convoke")).with_file_name("convoke-load");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace (cargo nextest run --workspace)",
-        bin.display()
-    );
-    bin
-}
-
-fn run_load(args: &[&str]) -> serde_json::Value {
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("report.json");
-    let out = Command::new(load_bin())
-        .args(args)
-        .arg("--quiet")
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "convoke-load {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn joins_conferences_and_measures_every_stream() {

@@ -210,3 +210,91 @@ fn keeps_crashing(mode: &[&str]) {
         .err();
     assert_eq!(refused.map(|x| x.status), Some(404));
 }
+
+/// The generator's conference load (20 conferences of 3, 50 pps each, real SIP joins) runs
+/// while one worker is crashed: every other conference receives every packet.
+fn crash_under_load(mode: &[&str], fault: Fault) {
+    let server = Server::start_with(mode);
+    let (sip, http) = (server.sip.to_string(), server.http.to_string());
+    let load = common::load::spawn_load(&[
+        "conference",
+        "--sip",
+        &sip,
+        "--http",
+        &http,
+        "--user",
+        "alice",
+        "--password",
+        password("alice"),
+        "-c",
+        "20",
+        "-p",
+        "3",
+        "--warmup",
+        "1",
+        "-d",
+        "4",
+    ]);
+    // Joined when the workers API shows 60 participants (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let victim = loop {
+        let w = server.get("/api/v1/workers");
+        let serving = w["serving"].as_array().cloned().unwrap_or_default();
+        let joined: u64 = serving
+            .iter()
+            .filter_map(|s| s["participants"].as_u64())
+            .sum();
+        if joined == 60 {
+            break serving[0]["conference"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "joins did not complete: {w}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Into the measuring window (1 s warm-up), then the fault.
+    std::thread::sleep(Duration::from_millis(2500));
+    inject(&server, &victim, fault);
+    let r = load.finish();
+    let ids = r["joins"]["conferences"].as_array().unwrap();
+    let confs = r["media"]["conferences"].as_array().unwrap();
+    let mut victim_media = None;
+    for (id, m) in ids.iter().zip(confs) {
+        assert!(m["expected"].as_u64().unwrap() > 0, "{m}");
+        if id == victim.as_str() {
+            victim_media = Some(m.clone());
+            continue;
+        }
+        assert_eq!(
+            m["received"], m["expected"],
+            "conference {id} lost packets while {victim} crashed: {m}"
+        );
+    }
+    let v = victim_media.expect("the victim is one of the generator's conferences");
+    let others_gap = confs
+        .iter()
+        .filter_map(|m| m["max_gap_us"].as_u64())
+        .min()
+        .unwrap_or(0);
+    eprintln!(
+        "crashed conference: {} of {} packets, longest gap {} µs (least longest gap elsewhere {} µs); others: no loss",
+        v["received"], v["expected"], v["max_gap_us"], others_gap
+    );
+    let w = server.get("/api/v1/workers");
+    let entry = w["serving"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["conference"] == victim.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entry["restarts"], 1, "{w}");
+}
+
+#[test]
+fn task_panic_under_load_loses_nothing_elsewhere() {
+    crash_under_load(&["--isolation", "task"], Fault::Panic);
+}
+
+#[test]
+fn process_sigkill_under_load_loses_nothing_elsewhere() {
+    crash_under_load(&["--isolation", "process"], Fault::Kill);
+}

@@ -6,19 +6,12 @@ mod common;
 
 use common::rtp::RtpPeer;
 use common::ua::Ua;
-use common::{password, Server};
+use common::Server;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 fn workers(server: &Server) -> serde_json::Value {
-    server
-        .http()
-        .get(server.url("/api/v1/workers"))
-        .basic_auth("alice", Some(password("alice")))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap()
+    server.get("/api/v1/workers")
 }
 
 fn wait_warm(server: &Server, n: u64) -> serde_json::Value {

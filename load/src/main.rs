@@ -133,6 +133,8 @@ struct SipArgs {
 
 #[derive(Debug, serde::Serialize)]
 struct JoinReport {
+    /// The conferences opened, in order (media reports follow this order).
+    conferences: Vec<String>,
     attempted: usize,
     answered: usize,
     failed: usize,
@@ -304,6 +306,7 @@ fn join_all(
 ) -> anyhow::Result<(Vec<SocketAddr>, JoinReport, Vec<sip_farm::Call>, Farm)> {
     let http = reqwest::blocking::Client::new();
     let mut specs = Vec::with_capacity(a.conferences * a.participants);
+    let mut ids = Vec::with_capacity(a.conferences);
     for c in 0..a.conferences {
         let v: serde_json::Value = http
             .post(format!("http://{}/api/v1/conferences", a.http))
@@ -317,6 +320,7 @@ fn join_all(
             v["id"].as_str().unwrap_or(""),
             v["pin"].as_str().unwrap_or(""),
         );
+        ids.push(id.to_string());
         for p in 0..a.participants {
             let index = c * a.participants + p;
             let port = ports[index % ports.len()];
@@ -348,7 +352,10 @@ fn join_all(
     );
     let elapsed = started.elapsed().as_secs_f64();
     progress.finish_and_clear();
-    let joins = join_report(&calls, elapsed);
+    let joins = JoinReport {
+        conferences: ids,
+        ..join_report(&calls, elapsed)
+    };
     let targets = calls
         .iter()
         .map(|c| {
@@ -383,6 +390,7 @@ fn join_report(calls: &[sip_farm::Call], elapsed: f64) -> JoinReport {
         }
     }
     JoinReport {
+        conferences: Vec::new(),
         attempted: calls.len(),
         answered,
         failed: calls.len() - answered,

@@ -41,6 +41,9 @@ struct Stream {
     /// RFC 3550 A.8 interarrival jitter, nanoseconds.
     jitter_ns: f64,
     last_transit: Option<i64>,
+    last_arrival_ns: u64,
+    /// Longest silence between two packets of the window (a restarted worker shows here).
+    max_gap_ns: u64,
 }
 
 /// One second of the measuring window, by send time.
@@ -109,6 +112,16 @@ pub struct MediaReport {
     pub stray: u64,
     pub send_drops: u64,
     pub timeline: Vec<SecondReport>,
+    /// Per conference, in the order they were opened.
+    pub conferences: Vec<ConferenceMedia>,
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ConferenceMedia {
+    pub expected: u64,
+    pub received: u64,
+    /// Longest gap between two packets of any of its streams.
+    pub max_gap_us: u64,
 }
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -326,6 +339,10 @@ fn receive(
         stream.jitter_ns += (d - stream.jitter_ns) / 16.0;
     }
     stream.last_transit = Some(transit);
+    if stream.last_arrival_ns != 0 {
+        stream.max_gap_ns = stream.max_gap_ns.max(arrived - stream.last_arrival_ns);
+    }
+    stream.last_arrival_ns = arrived;
 }
 
 fn report(plan: &MediaPlan, results: Vec<ThreadResult>) -> MediaReport {
@@ -343,6 +360,7 @@ fn report(plan: &MediaPlan, results: Vec<ThreadResult>) -> MediaReport {
         for (all, mine) in streams.iter_mut().zip(&r.streams) {
             all.received += mine.received;
             all.jitter_ns = all.jitter_ns.max(mine.jitter_ns);
+            all.max_gap_ns = all.max_gap_ns.max(mine.max_gap_ns);
         }
         let _ = latency.add(&r.latency);
         for (i, s) in r.seconds.into_iter().enumerate() {
@@ -358,6 +376,7 @@ fn report(plan: &MediaPlan, results: Vec<ThreadResult>) -> MediaReport {
     }
     let (mut expected, mut received, mut with_loss, mut worst) = (0u64, 0u64, 0usize, 0f64);
     let (mut jitter_sum, mut jitter_max, mut stream_count) = (0f64, 0f64, 0usize);
+    let mut conferences = vec![ConferenceMedia::default(); n.div_ceil(group)];
     for receiver in 0..n {
         let conference = receiver / group;
         for slot in 0..group {
@@ -369,6 +388,10 @@ fn report(plan: &MediaPlan, results: Vec<ThreadResult>) -> MediaReport {
             let exp = sent[sender];
             expected += exp;
             received += s.received.min(exp);
+            let c = &mut conferences[conference];
+            c.expected += exp;
+            c.received += s.received.min(exp);
+            c.max_gap_us = c.max_gap_us.max(s.max_gap_ns / 1000);
             stream_count += 1;
             if s.received < exp {
                 with_loss += 1;
@@ -401,6 +424,7 @@ fn report(plan: &MediaPlan, results: Vec<ThreadResult>) -> MediaReport {
         jitter_us_max: jitter_max / 1000.0,
         stray,
         send_drops,
+        conferences,
         timeline: seconds
             .iter()
             .enumerate()

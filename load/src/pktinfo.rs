@@ -46,15 +46,7 @@ impl PktinfoSocket {
         socket.set_nonblocking(true)?;
         let fd = socket.as_raw_fd();
         set_int(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
-        for (force, plain) in [
-            (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-            (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-        ] {
-            // FORCE needs CAP_NET_ADMIN; the plain option is capped by net.core.*mem_max.
-            if set_int(fd, libc::SOL_SOCKET, force, 8 << 20).is_err() {
-                let _ = set_int(fd, libc::SOL_SOCKET, plain, 8 << 20);
-            }
-        }
+        large_buffers(fd);
         // SAFETY: all-zero is a valid value of these plain C structs.
         let zero_name = unsafe { zeroed::<libc::sockaddr_storage>() };
         let zero_iov = unsafe { zeroed::<libc::iovec>() };
@@ -238,6 +230,20 @@ fn pktinfo_destination(h: &libc::msghdr) -> Option<Ipv4Addr> {
         }
     }
     None
+}
+
+/// 8 MiB socket buffers, so that the generator (and the reference forwarder) do not drop
+/// bursts in their one socket. FORCE needs CAP_NET_ADMIN; the plain option is capped by
+/// net.core.rmem_max / wmem_max.
+pub fn large_buffers(fd: i32) {
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        if set_int(fd, libc::SOL_SOCKET, force, 8 << 20).is_err() {
+            let _ = set_int(fd, libc::SOL_SOCKET, plain, 8 << 20);
+        }
+    }
 }
 
 fn set_int(fd: i32, level: i32, name: i32, value: i32) -> io::Result<()> {

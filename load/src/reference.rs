@@ -13,6 +13,9 @@ use std::os::fd::AsRawFd;
 pub fn run(listen: SocketAddr, group: usize) -> std::io::Result<()> {
     let socket = UdpSocket::bind(listen)?;
     let fd = socket.as_raw_fd();
+    // One socket carries every conference here, where convoke has four per conference: give it
+    // the room all of those would have.
+    crate::pktinfo::large_buffers(fd);
     let mut learned: Vec<Option<SocketAddr>> = vec![None; MAX_PARTICIPANTS];
     let mut batch = RecvBatch::new();
     let mut out = SendBatch::new();

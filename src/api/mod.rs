@@ -12,6 +12,7 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub fn router(app: Arc<App>) -> Router {
     let router = Router::new();
@@ -267,21 +268,32 @@ async fn workers(
 ) -> Result<impl IntoResponse, ApiError> {
     user_of(&app, &headers).await?;
     let pool = app.conferences.pool();
-    let serving: Vec<serde_json::Value> = app
-        .conferences
-        .live()
-        .iter()
-        .map(|c| {
+    let mut serving = Vec::new();
+    for c in app.conferences.live() {
+        // Counters live in the worker's loop and are summed on request; a restarting worker
+        // that does not answer within 200 ms shows none.
+        let stats = tokio::time::timeout(Duration::from_millis(200), c.worker.stats())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        let packets = stats.map(|s| {
             json!({
-                "conference": c.row.id,
-                "state": c.worker.status.state(),
-                "restarts": c.worker.status.restarts(),
-                "audio_port": c.worker.audio_port,
-                "video_port": c.worker.video_port,
-                "participants": c.participant_count(),
+                "in": s.members.iter().map(|(_, m)| m.rx_packets).sum::<u64>(),
+                "out": s.members.iter().map(|(_, m)| m.tx_packets).sum::<u64>(),
+                "dropped": s.dropped,
             })
-        })
-        .collect();
+        });
+        serving.push(json!({
+            "conference": c.row.id,
+            "state": c.worker.status.state(),
+            "restarts": c.worker.status.restarts(),
+            "pid": c.worker.status.pid(),
+            "audio_port": c.worker.audio_port,
+            "video_port": c.worker.video_port,
+            "participants": c.participant_count(),
+            "packets": packets,
+        }));
+    }
     Ok(Json(json!({
         "warm": pool.warm_count(),
         "warm_target": pool.target(),

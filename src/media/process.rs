@@ -183,14 +183,9 @@ async fn send(stdin: &mut tokio::process::ChildStdin, pending: &mut VecDeque<Pen
 
 /// `convoke media-worker`: the child side. Runs the packet loop on fds 3–6 until stdin closes.
 pub fn child_main() -> std::io::Result<()> {
-    // A panic ends the process at once: unwinding would wait on the blocking stdin read (tokio's
-    // stdin), keeping a dead worker alive until the server next wrote to it. The server notices
-    // the exit and starts a new worker on the same sockets.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        default_hook(info);
-        std::process::exit(101);
-    }));
+    // A panic ends the process at once; the server notices the exit and starts a new worker
+    // on the same sockets.
+    crate::panics::log_then_exit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

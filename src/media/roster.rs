@@ -49,7 +49,7 @@ pub struct MemberStats {
 }
 
 #[derive(Debug)]
-pub(crate) struct Member {
+pub struct Member {
     pub config: MemberConfig,
     pub latched_rtp: [Option<SocketAddr>; 2],
     pub latched_rtcp: [Option<SocketAddr>; 2],
@@ -90,7 +90,7 @@ impl Member {
 
 /// Finds the member that sent a packet from `src` on the `kind` port (`on_rtcp_port` for the
 /// separate RTCP port), latching as the rules above say.
-pub(crate) fn attribute(
+pub fn attribute(
     members: &mut [Member],
     kind: usize,
     on_rtcp_port: bool,

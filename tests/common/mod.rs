@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod load;
 pub mod relay;
 pub mod rtp;
 pub mod ua;

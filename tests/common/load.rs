@@ -1,0 +1,70 @@
+//! Runs of the load generator (`convoke-load`, built beside `convoke` by any workspace build).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+pub fn load_bin() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_convoke")).with_file_name("convoke-load");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace (cargo nextest run --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+/// A generator run in the background; `finish` waits for it and returns its JSON report.
+pub struct LoadRun {
+    child: Child,
+    args: Vec<String>,
+    _dir: tempfile::TempDir,
+    json: PathBuf,
+}
+
+pub fn spawn_load(args: &[&str]) -> LoadRun {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let child = Command::new(load_bin())
+        .args(args)
+        .arg("--quiet")
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    LoadRun {
+        child,
+        args: args.iter().map(|s| s.to_string()).collect(),
+        _dir: dir,
+        json,
+    }
+}
+
+impl LoadRun {
+    pub fn finish(self) -> serde_json::Value {
+        let out = self.child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "convoke-load {:?}: {}{}",
+            self.args,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&std::fs::read(&self.json).unwrap()).unwrap()
+    }
+}
+
+pub fn run_load(args: &[&str]) -> serde_json::Value {
+    spawn_load(args).finish()
+}
+
+/// A process killed when dropped (a reference forwarder, a SIPp UAS).
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

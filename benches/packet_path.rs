@@ -40,6 +40,7 @@ fn roster(n: u16) -> Vec<Member> {
                     }),
                     None,
                 ],
+                via_standard: false,
             })
         })
         .collect()

@@ -23,6 +23,10 @@ pub enum ConfigError {
     MediaPorts(String),
     #[error("TLS needs both --tls-cert and --tls-key")]
     TlsPair,
+    #[error("--relay-first needs --isolation task (worker processes have no standard path yet)")]
+    RelayFirstProcess,
+    #[error("--relay-first needs a standard media port (--standard-media-port is 0)")]
+    RelayFirstWithoutPort,
     #[error("digest algorithm order {0:?}: expected a comma list of MD5 and SHA-256")]
     DigestOrder(String),
 }
@@ -107,6 +111,18 @@ pub struct Settings {
     /// process per conference) [default: task]
     #[arg(long, env = "CONVOKE_ISOLATION", value_enum)]
     pub isolation: Option<crate::media::Isolation>,
+    /// The standard media port: one UDP port shared by all conferences, the fallback path of
+    /// relay-then-switch; 0 for none [default: 19000]
+    #[arg(long, env = "CONVOKE_STANDARD_MEDIA_PORT")]
+    pub standard_media_port: Option<u16>,
+    /// Answer joins on the standard media port, then move each participant to its conference's
+    /// port by re-INVITE, falling back if no media arrives there (needs --isolation task)
+    #[arg(long, env = "CONVOKE_RELAY_FIRST", num_args = 0..=1, default_missing_value = "true")]
+    pub relay_first: Option<bool>,
+    /// Milliseconds to wait for media on the conference's port before falling back to the
+    /// standard port [default: 2000]
+    #[arg(long, env = "CONVOKE_SWITCH_TIMEOUT_MS")]
+    pub switch_timeout_ms: Option<u64>,
     /// Threads that run the conference workers' packet loops, apart from signalling
     /// [default: the number of cores]
     #[arg(long, env = "CONVOKE_MEDIA_THREADS")]
@@ -157,6 +173,9 @@ impl Settings {
             warm_workers: self.warm_workers.or(other.warm_workers),
             isolation: self.isolation.or(other.isolation),
             media_threads: self.media_threads.or(other.media_threads),
+            standard_media_port: self.standard_media_port.or(other.standard_media_port),
+            relay_first: self.relay_first.or(other.relay_first),
+            switch_timeout_ms: self.switch_timeout_ms.or(other.switch_timeout_ms),
             idle_park: self.idle_park.or(other.idle_park),
             data: self.data.or(other.data),
             public_ip: self.public_ip.or(other.public_ip),
@@ -186,6 +205,11 @@ pub struct Config {
     pub isolation: crate::media::Isolation,
     /// Threads of the media runtime.
     pub media_threads: usize,
+    /// The standard media port (same IP as SIP), if any.
+    pub standard_media_port: Option<u16>,
+    /// Relay-then-switch: joins start on the standard port.
+    pub relay_first: bool,
+    pub switch_timeout: Duration,
     /// An empty conference releases its worker after this long.
     pub idle_park: Duration,
     pub data: PathBuf,
@@ -248,6 +272,13 @@ impl Config {
             (None, None) => None,
             _ => return Err(ConfigError::TlsPair),
         };
+        let relay_first = s.relay_first.unwrap_or(false);
+        if relay_first && s.isolation == Some(crate::media::Isolation::Process) {
+            return Err(ConfigError::RelayFirstProcess);
+        }
+        if relay_first && s.standard_media_port == Some(0) {
+            return Err(ConfigError::RelayFirstWithoutPort);
+        }
         Ok(Self {
             tls,
             min_se: s
@@ -262,6 +293,9 @@ impl Config {
             port_quarantine: Duration::from_secs(s.port_quarantine.unwrap_or(30)),
             warm_workers: s.warm_workers.unwrap_or(4),
             isolation: s.isolation.unwrap_or_default(),
+            standard_media_port: Some(s.standard_media_port.unwrap_or(19000)).filter(|p| *p != 0),
+            relay_first,
+            switch_timeout: Duration::from_millis(s.switch_timeout_ms.unwrap_or(2000)),
             media_threads: s
                 .media_threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))

@@ -63,15 +63,27 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         &config.media_ports,
         config.port_quarantine,
     ));
+    // Media threads of their own, so that a media flood cannot delay signalling and a SIP
+    // flood cannot delay media.
+    let media = crate::media::MediaThreads::start(config.media_threads)
+        .map_err(StartError::MediaRuntime)?;
+    let standard = match config.standard_media_port {
+        Some(port) => {
+            let addr = std::net::SocketAddr::new(config.sip.ip(), port);
+            Some(
+                crate::media::StandardPort::start(addr, media.next())
+                    .map_err(bind_err("the standard media port", addr))?,
+            )
+        }
+        None => None,
+    };
     let conferences = Conferences::new(
         store.clone(),
         ports,
         config.warm_workers,
         config.isolation,
-        // Media threads of their own, so that a media flood cannot delay signalling and a SIP
-        // flood cannot delay media.
-        crate::media::MediaThreads::start(config.media_threads)
-            .map_err(StartError::MediaRuntime)?,
+        media,
+        standard,
     );
     tokio::spawn(conferences.pool().clone().refill());
     let app = App::new(config.clone(), store, conferences, core, metrics);
@@ -94,6 +106,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tokio::spawn(app.clone().run(app_rx));
     tokio::spawn(housekeeping(app.clone()));
     tokio::spawn(session_timers(app.clone()));
+    if config.relay_first {
+        tokio::spawn(app.clone().switch_routes());
+    }
     tracing::info!(sip = %config.sip, http = %config.http, media = ?config.media_ports, data = %config.data.display(), "convoke is serving");
     axum::serve(http_listener, crate::api::router(app))
         .await

@@ -47,6 +47,7 @@ fn member(id: u64, rtp: &UdpSocket) -> MemberConfig {
             }),
             None,
         ],
+        via_standard: false,
     }
 }
 
@@ -74,6 +75,7 @@ fn forwarding_allocates_nothing_per_packet() {
             pool.clone(),
             failed,
             Isolation::Task,
+            None,
         )
         .unwrap();
         w.assign("zeroalloc");

@@ -202,6 +202,9 @@ impl App {
             session: None,
             pending_offer: None,
             joined_at: unix_now(),
+            route: crate::conference::MediaRoute::Dedicated,
+            switch_tried: false,
+            local_sdp: Some(offer.clone()),
         };
         let _known = self.conferences.join(conf, p, branch.peer.addr.ip());
         Some((dialog, pid))

@@ -2,7 +2,7 @@
 //! (INVITE to the conference URI with its PIN), re-INVITE and BYE.
 
 use super::{App, FACTORY_USER, HDR_ID, HDR_NAME, HDR_PIN};
-use crate::conference::{ConferenceError, LiveConference, Participant};
+use crate::conference::{ConferenceError, LiveConference, MediaRoute, Participant};
 use crate::dialog::Dialog;
 use crate::metrics::Metrics;
 use crate::session_timer;
@@ -137,18 +137,24 @@ impl App {
                 return Ok(());
             }
         };
+        // Relay-then-switch: start on the standard port; the route switcher moves the
+        // participant to the conference's port once the call is established.
+        let route = match self.conferences.standard_port() {
+            Some(_) if self.config.relay_first => MediaRoute::Standard,
+            _ => MediaRoute::Dedicated,
+        };
+        let local = self.local_media_on(&conf, route);
         let (body, streams, pending_offer) = match &offer {
             Some(offer) => {
-                let (answer, streams) =
-                    sdp::answer(offer, &self.local_media(&conf)).map_err(|e| match e {
-                        NegotiationError::NoCommonCodec | NegotiationError::AnswerMismatch => {
-                            (488, "Not Acceptable Here (No Common Codec)")
-                        }
-                    })?;
+                let (answer, streams) = sdp::answer(offer, &local).map_err(|e| match e {
+                    NegotiationError::NoCommonCodec | NegotiationError::AnswerMismatch => {
+                        (488, "Not Acceptable Here (No Common Codec)")
+                    }
+                })?;
                 (answer, streams, None)
             }
             None => {
-                let ours = sdp::offer(&self.local_media(&conf));
+                let ours = sdp::offer(&local);
                 (ours.clone(), Vec::new(), Some(ours))
             }
         };
@@ -164,6 +170,9 @@ impl App {
             session: timer.map(|t| (t, t.next_action(std::time::Instant::now()))),
             pending_offer,
             joined_at: unix_now(),
+            route,
+            switch_tried: false,
+            local_sdp: Some(body.clone()),
         };
         self.pending_acks
             .insert(tx, (row.id.clone(), participant.id));
@@ -199,10 +208,20 @@ impl App {
     }
 
     pub(super) fn local_media(&self, conf: &LiveConference) -> LocalMedia {
+        self.local_media_on(conf, MediaRoute::Dedicated)
+    }
+
+    /// Our side of the media on `route`: the conference's ports, or the standard port for
+    /// audio and video alike (told apart there by the participant's source addresses).
+    pub(super) fn local_media_on(&self, conf: &LiveConference, route: MediaRoute) -> LocalMedia {
+        let (audio_port, video_port) = match (route, self.conferences.standard_port()) {
+            (MediaRoute::Standard, Some(port)) => (port, port),
+            _ => (conf.worker.audio_port, conf.worker.video_port),
+        };
         LocalMedia {
             address: self.config.public_ip.to_string(),
-            audio_port: conf.worker.audio_port,
-            video_port: Some(conf.worker.video_port),
+            audio_port,
+            video_port: Some(video_port),
             session_id: conf.row.created_at as u64,
             session_version: conf.next_sdp_version(),
         }
@@ -229,11 +248,14 @@ impl App {
             let Ok(offer) = SessionDescription::parse_bytes(&req.body) else {
                 return self.reply(tx, req, 488, "Not Acceptable Here (SDP Offer Required)");
             };
-            let Ok((answer, streams)) = sdp::answer(&offer, &self.local_media(&conf)) else {
+            let route = conf.with_participant(pid, |p| p.route).unwrap_or_default();
+            let Ok((answer, streams)) = sdp::answer(&offer, &self.local_media_on(&conf, route))
+            else {
                 return self.reply(tx, req, 488, "Not Acceptable Here (No Common Codec)");
             };
             self.conferences
-                .update_media(&conf, pid, streams, peer.addr.ip());
+                .update_media(&conf, pid, streams, peer.addr.ip(), None);
+            conf.with_participant(pid, |p| p.local_sdp = Some(answer.clone()));
             Some(answer)
         };
         let now = std::time::Instant::now();

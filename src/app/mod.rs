@@ -5,6 +5,7 @@ mod dialout;
 mod focus;
 mod refer;
 mod register;
+mod switch;
 
 pub use dialout::DialOutcome;
 
@@ -361,9 +362,10 @@ impl App {
                 .ok()
                 .and_then(|answer| sdp::streams_of_answer(&offer, &answer).ok());
             match streams {
-                Some(streams) => self
-                    .conferences
-                    .update_media(&conf, pid, streams, peer.addr.ip()),
+                Some(streams) => {
+                    self.conferences
+                        .update_media(&conf, pid, streams, peer.addr.ip(), None);
+                }
                 None => {
                     // §13.3.1.4: an ACK without an acceptable answer ends the call.
                     tracing::info!(conference = %conf.row.id, participant = pid, "no usable answer in the ACK; BYE");

@@ -44,6 +44,25 @@ pub struct Participant {
     pub session: Option<(SessionTimer, Instant)>,
     /// Our offer in the 200 to an offerless INVITE; the answer comes in the ACK.
     pub pending_offer: Option<sdp::SessionDescription>,
+    /// Which port carries the participant's media (relay-then-switch, seed 002).
+    pub route: MediaRoute,
+    /// The SDP we last sent (answer or offer): a re-offer keeps its m-lines and codecs.
+    pub local_sdp: Option<sdp::SessionDescription>,
+    /// The move to the conference's port has been tried (relay-then-switch tries once).
+    pub switch_tried: bool,
+}
+
+/// Where a participant's media flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaRoute {
+    /// The conference's own port.
+    #[default]
+    Dedicated,
+    /// The standard media port shared by all conferences.
+    Standard,
+    /// Moved to the conference's port; back to the standard port if no media arrives there.
+    Probing,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -53,7 +72,10 @@ pub struct RosterEntry {
     pub display: Option<String>,
     pub joined_at: i64,
     pub media: Vec<String>,
+    pub route: MediaRoute,
     pub rx_packets: u64,
+    /// Of `rx_packets`, those that came through the standard media port.
+    pub rx_relayed: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub lost: i64,
@@ -123,7 +145,9 @@ impl LiveConference {
                         .iter()
                         .map(|s| s.kind.as_str().to_string())
                         .collect(),
+                    route: p.route,
                     rx_packets: s.rx_packets,
+                    rx_relayed: s.rx_relayed,
                     rx_bytes: s.rx_bytes,
                     tx_packets: s.tx_packets,
                     lost: s.lost,
@@ -142,6 +166,8 @@ pub struct Conferences {
     by_dialog: DashMap<DialogId, (String, u64)>,
     store: Store,
     pool: Arc<WarmPool>,
+    /// The standard media port, when one is configured.
+    standard: Option<Arc<crate::media::StandardPort>>,
     next_participant: AtomicU64,
     /// Workers that gave up report their conference here (through the pool); the app closes it.
     failed_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
@@ -154,10 +180,20 @@ impl Conferences {
         warm_workers: usize,
         isolation: crate::media::Isolation,
         media: crate::media::MediaThreads,
+        standard: Option<Arc<crate::media::StandardPort>>,
     ) -> Self {
         let (failed_tx, failed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let standard_fd = standard.as_ref().map(|s| s.fd());
         Self {
-            pool: WarmPool::new(warm_workers, ports, failed_tx, isolation, media),
+            pool: WarmPool::new(
+                warm_workers,
+                ports,
+                failed_tx,
+                isolation,
+                media,
+                standard_fd,
+            ),
+            standard,
             failed_rx: Mutex::new(Some(failed_rx)),
             live: DashMap::new(),
             by_dialog: DashMap::new(),
@@ -292,7 +328,8 @@ impl Conferences {
         p: Participant,
         signalling_ip: IpAddr,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let member = member_config(p.id, signalling_ip, &p.streams);
+        let member = member_config(p.id, signalling_ip, &p.streams, p.route);
+        self.reroute(conf, None, &member);
         self.by_dialog
             .insert(p.dialog.id.clone(), (conf.row.id.clone(), p.id));
         let known = conf.worker.upsert(member).ok();
@@ -303,17 +340,44 @@ impl Conferences {
     }
 
     /// New SDP for a participant (re-INVITE: hold, resume, new address).
+    /// With `route`, the participant also moves to that port.
     pub fn update_media(
         &self,
         conf: &LiveConference,
         id: u64,
         streams: Vec<NegotiatedStream>,
         signalling_ip: IpAddr,
-    ) {
-        let _ = conf
-            .worker
-            .upsert(member_config(id, signalling_ip, &streams));
-        conf.with_participant(id, |p| p.streams = streams);
+        route: Option<MediaRoute>,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let (before, route) = conf.with_participant(id, |p| {
+            let before = member_config(id, signalling_ip, &p.streams, p.route);
+            p.streams = streams.clone();
+            if let Some(r) = route {
+                p.route = r;
+            }
+            (before, p.route)
+        })?;
+        let member = member_config(id, signalling_ip, &streams, route);
+        self.reroute(conf, Some(&before), &member);
+        conf.worker.upsert(member).ok()
+    }
+
+    /// Keeps the standard port's routing table in step with a member's addresses and route.
+    fn reroute(&self, conf: &LiveConference, before: Option<&MemberConfig>, now: &MemberConfig) {
+        let Some(standard) = &self.standard else {
+            return;
+        };
+        if let Some(before) = before {
+            standard.unroute(&media_sources(before));
+        }
+        if now.via_standard {
+            standard.route(&media_sources(now), &conf.worker);
+        }
+    }
+
+    /// The standard media port's number, if there is one.
+    pub fn standard_port(&self) -> Option<u16> {
+        self.standard.as_ref().map(|s| s.port())
     }
 
     pub fn leave(&self, conf: &LiveConference, id: u64) -> Option<Participant> {
@@ -326,6 +390,14 @@ impl Conferences {
             *conf.empty_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         }
         self.by_dialog.remove(&p.dialog.id);
+        if let Some(standard) = &self.standard {
+            standard.unroute(&media_sources(&member_config(
+                id,
+                p.dialog.peer.addr.ip(),
+                &p.streams,
+                p.route,
+            )));
+        }
         let _ = conf.worker.remove(id);
         tracing::info!(conference = %conf.row.id, participant = id, "left");
         Some(p)
@@ -339,11 +411,17 @@ impl Conferences {
 }
 
 /// The worker's view of a participant's negotiated streams.
-pub fn member_config(id: u64, signalling_ip: IpAddr, streams: &[NegotiatedStream]) -> MemberConfig {
+pub fn member_config(
+    id: u64,
+    signalling_ip: IpAddr,
+    streams: &[NegotiatedStream],
+    route: MediaRoute,
+) -> MemberConfig {
     let mut cfg = MemberConfig {
         id,
         signalling_ip,
         streams: [None, None],
+        via_standard: route == MediaRoute::Standard,
     };
     for s in streams {
         let ip: Option<IpAddr> = s.remote_address.as_deref().and_then(|a| a.parse().ok());
@@ -364,4 +442,14 @@ pub fn member_config(id: u64, signalling_ip: IpAddr, streams: &[NegotiatedStream
         });
     }
     cfg
+}
+
+/// The source addresses a member's packets come from (as declared in its SDP).
+fn media_sources(m: &MemberConfig) -> Vec<SocketAddr> {
+    m.streams
+        .iter()
+        .flatten()
+        .flat_map(|s| [s.rtp, if s.rtcp_mux { None } else { s.rtcp }])
+        .flatten()
+        .collect()
 }

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod pool;
 pub mod ports;
 pub mod process;
+pub mod relay;
 pub mod roster;
 pub mod rtp;
 pub mod runtime;
@@ -13,6 +14,7 @@ pub mod worker;
 
 pub use pool::WarmPool;
 pub use ports::{MediaSockets, PortPool};
+pub use relay::StandardPort;
 pub use roster::{MemberConfig, MemberStats, StreamConfig};
 pub use runtime::MediaThreads;
 pub use worker::{Isolation, WorkerHandle, WorkerState, WorkerStats, WorkerStatus};

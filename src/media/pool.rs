@@ -24,6 +24,8 @@ pub struct WarmPool {
     isolation: Isolation,
     /// Workers run on these threads, apart from signalling.
     media: super::MediaThreads,
+    /// The standard media port's socket, for workers to answer members on the standard path.
+    standard: Option<std::os::fd::RawFd>,
     refill: Notify,
 }
 
@@ -34,6 +36,7 @@ impl WarmPool {
         failed: mpsc::UnboundedSender<String>,
         isolation: Isolation,
         media: super::MediaThreads,
+        standard: Option<std::os::fd::RawFd>,
     ) -> Arc<Self> {
         Arc::new(Self {
             target,
@@ -42,6 +45,7 @@ impl WarmPool {
             failed,
             isolation,
             media,
+            standard,
             refill: Notify::new(),
         })
     }
@@ -76,6 +80,7 @@ impl WarmPool {
             self.ports.clone(),
             self.failed.clone(),
             self.isolation,
+            self.standard,
         )?)
     }
 

@@ -174,6 +174,9 @@ async fn send(stdin: &mut tokio::process::ChildStdin, pending: &mut VecDeque<Pen
         }
         #[cfg(feature = "fault-injection")]
         Control::Crash => Wire::Crash,
+        // Worker processes have no standard-path members (the server refuses
+        // --relay-first with --isolation process).
+        Control::Relayed(..) => return,
     };
     let mut line = serde_json::to_vec(&wire).expect("wire messages serialize");
     line.push(b'\n');
@@ -264,7 +267,7 @@ pub fn child_main() -> std::io::Result<()> {
                 }
             }
         });
-        run(Arc::new(socks), rx).await;
+        run(Arc::new(socks), rx, Default::default()).await;
         Ok(())
     })
 }

@@ -34,6 +34,9 @@ pub struct MemberConfig {
     pub signalling_ip: IpAddr,
     /// Indexed by [`super::AUDIO`] and [`super::VIDEO`].
     pub streams: [Option<StreamConfig>; 2],
+    /// The member's media goes through the standard media port, not the conference's own.
+    #[serde(default)]
+    pub via_standard: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +44,8 @@ pub struct MemberStats {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub tx_packets: u64,
+    /// Of `rx_packets`, those that came through the standard media port.
+    pub rx_relayed: u64,
     pub last_ssrc: Option<u32>,
     /// RTP packets lost on the way in, audio and video (RFC 3550 A.3).
     pub lost: i64,
@@ -159,6 +164,7 @@ mod tests {
                 }),
                 None,
             ],
+            via_standard: false,
         })
     }
 

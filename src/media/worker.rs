@@ -19,7 +19,7 @@ use super::rtp::{classify, feedback_target, ssrc, PacketKind};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
@@ -111,6 +111,8 @@ pub(super) enum Control {
     Upsert(MemberConfig, Option<oneshot::Sender<()>>),
     Remove(u64),
     Stats(oneshot::Sender<WorkerStats>),
+    /// A packet a member sent to the standard media port (see `relay`).
+    Relayed(bytes::Bytes, SocketAddr),
     /// Test builds only: panic inside the packet loop.
     #[cfg(feature = "fault-injection")]
     Crash,
@@ -124,6 +126,8 @@ pub struct WorkerHandle {
     control: mpsc::UnboundedSender<Control>,
     pub status: Arc<WorkerStatus>,
     span: tracing::Span,
+    /// Relayed packets queued for the loop (bounded by the relay).
+    relay_backlog: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +143,7 @@ impl WorkerHandle {
         pool: Arc<PortPool>,
         failed: mpsc::UnboundedSender<String>,
         isolation: Isolation,
+        standard: Option<RawFd>,
     ) -> std::io::Result<Self> {
         let base = sockets.base;
         let [a, b, c, d] = sockets.sockets;
@@ -156,7 +161,12 @@ impl WorkerHandle {
             conference: Mutex::new(None),
         });
         let span = tracing::info_span!("media", port = base, conference = tracing::field::Empty);
-        let supervisor = supervise(socks, rx, status.clone(), failed, isolation);
+        let relay_backlog = Arc::new(AtomicUsize::new(0));
+        let shared = Shared {
+            standard,
+            relay_backlog: relay_backlog.clone(),
+        };
+        let supervisor = supervise(socks, rx, status.clone(), failed, isolation, shared);
         let st = status.clone();
         tokio::spawn(
             async move {
@@ -175,6 +185,7 @@ impl WorkerHandle {
             control,
             status,
             span,
+            relay_backlog,
         })
     }
 
@@ -207,6 +218,14 @@ impl WorkerHandle {
         Ok(known)
     }
 
+    /// Where the standard media port hands this worker its members' packets.
+    pub(super) fn relay_target(&self) -> super::relay::RelayTarget {
+        super::relay::RelayTarget {
+            control: self.control.clone(),
+            backlog: self.relay_backlog.clone(),
+        }
+    }
+
     pub fn remove(&self, id: u64) -> Result<(), WorkerGone> {
         self.control
             .send(Control::Remove(id))
@@ -229,6 +248,7 @@ async fn supervise(
     status: Arc<WorkerStatus>,
     failed: mpsc::UnboundedSender<String>,
     isolation: Isolation,
+    shared: Shared,
 ) {
     let mut roster: Vec<MemberConfig> = Vec::new();
     let mut crashes: Vec<Instant> = Vec::new();
@@ -238,7 +258,7 @@ async fn supervise(
             let _ = tx.send(Control::Upsert(m.clone(), None));
         }
         let mut incarnation = match isolation {
-            Isolation::Task => tokio::spawn(run(socks.clone(), rx)),
+            Isolation::Task => tokio::spawn(run(socks.clone(), rx, shared.clone())),
             Isolation::Process => {
                 tokio::spawn(super::process::bridge(socks.clone(), rx, status.clone()))
             }
@@ -296,7 +316,17 @@ async fn supervise(
     }
 }
 
+/// What a worker's loop shares with the rest of the server.
+#[derive(Clone, Default)]
+pub(super) struct Shared {
+    /// The standard media port's socket, for members on the standard path.
+    pub standard: Option<RawFd>,
+    /// Relayed packets queued for the loop; it counts down what it takes.
+    pub relay_backlog: Arc<AtomicUsize>,
+}
+
 pub(super) struct State {
+    shared: Shared,
     members: Vec<Member>,
     dropped: u64,
     /// Arrival times for jitter are measured from here.
@@ -349,20 +379,25 @@ impl Outbox {
 /// turn (8 × 32 datagrams).
 const DRAIN_ROUNDS: usize = 8;
 
-pub(super) async fn run(socks: Arc<[UdpSocket; 4]>, mut control: mpsc::UnboundedReceiver<Control>) {
+pub(super) async fn run(
+    socks: Arc<[UdpSocket; 4]>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    shared: Shared,
+) {
+    let fds = socks.each_ref().map(|s| s.as_raw_fd());
     let mut state = State {
+        shared,
         members: Vec::new(),
         dropped: 0,
         epoch: Instant::now(),
     };
-    let fds = socks.each_ref().map(|s| s.as_raw_fd());
     loop {
         // Control first: a member must be known before its packets are read (after a restart
         // the roster is replayed while packets queue in the socket).
         tokio::select! {
             biased;
             c = control.recv() => match c {
-                Some(c) => { handle_control(&mut state, c); continue }
+                Some(c) => { handle_control(&mut state, fds, c); continue }
                 None => return,
             },
             _ = socks[0].readable() => {},
@@ -396,7 +431,9 @@ fn drain(state: &mut State, socks: &[UdpSocket; 4], fds: [RawFd; 4], buffers: &m
             });
             for i in 0..n {
                 match batch.get(i) {
-                    Some((packet, src)) => forward(state, out, fds, index, packet, src),
+                    Some((packet, src)) => {
+                        forward(state, out, fds, index, packet, src);
+                    }
                     None => state.dropped += 1,
                 }
             }
@@ -408,8 +445,22 @@ fn drain(state: &mut State, socks: &[UdpSocket; 4], fds: [RawFd; 4], buffers: &m
     }
 }
 
-fn handle_control(state: &mut State, c: Control) {
+fn handle_control(state: &mut State, fds: [RawFd; 4], c: Control) {
     match c {
+        Control::Relayed(packet, src) => {
+            state.shared.relay_backlog.fetch_sub(1, Ordering::Relaxed);
+            let Some(index) = relayed_index(&state.members, src) else {
+                state.dropped += 1;
+                return;
+            };
+            BUFFERS.with_borrow_mut(|b| {
+                if let Some(from) = forward(state, &mut b.out, fds, index, &packet, src) {
+                    state.members[from].stats.rx_relayed += 1;
+                }
+                // `packet` is alive until here.
+                b.out.flush();
+            });
+        }
         Control::Upsert(cfg, ack) => {
             match state.members.iter_mut().find(|m| m.config.id == cfg.id) {
                 Some(m) => {
@@ -451,17 +502,17 @@ fn forward(
     index: usize,
     packet: &[u8],
     src: SocketAddr,
-) {
+) -> Option<usize> {
     let kind = index / 2;
     let on_rtcp_port = index % 2 == 1;
     let Some(class) = classify(packet) else {
         state.dropped += 1;
-        return;
+        return None;
     };
     let is_rtcp = on_rtcp_port || class == PacketKind::Rtcp;
     let Some(from) = attribute(&mut state.members, kind, on_rtcp_port, src) else {
         state.dropped += 1;
-        return;
+        return None;
     };
     {
         let s = &mut state.members[from].stats;
@@ -498,8 +549,34 @@ fn forward(
         let Some((dest, via_rtcp_socket)) = m.destination(kind, is_rtcp) else {
             continue;
         };
-        if out.push(fds[kind * 2 + usize::from(via_rtcp_socket)], packet, dest) {
+        let fd = match (m.config.via_standard, state.shared.standard) {
+            (true, Some(standard)) => standard,
+            _ => fds[kind * 2 + usize::from(via_rtcp_socket)],
+        };
+        if out.push(fd, packet, dest) {
             m.stats.tx_packets += 1;
         }
     }
+    Some(from)
+}
+
+/// The socket index a relayed packet stands for: the kind of the standard-path member stream
+/// it came from (RTP or RTCP by the member's declared RTCP address; muxed RTCP is told apart by
+/// the packet itself, as on the dedicated port).
+fn relayed_index(members: &[Member], src: SocketAddr) -> Option<usize> {
+    members
+        .iter()
+        .filter(|m| m.config.via_standard)
+        .find_map(|m| {
+            m.config.streams.iter().enumerate().find_map(|(kind, s)| {
+                let s = s.as_ref()?;
+                if s.rtp == Some(src) {
+                    Some(kind * 2)
+                } else if s.rtcp == Some(src) && !s.rtcp_mux {
+                    Some(kind * 2 + 1)
+                } else {
+                    None
+                }
+            })
+        })
 }

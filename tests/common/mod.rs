@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod load;
+pub mod netns;
 pub mod relay;
 pub mod rtp;
 pub mod ua;
@@ -66,6 +67,10 @@ pub struct Server {
     pub data: tempfile::TempDir,
     log: PathBuf,
     extra: Vec<String>,
+    /// The standard media port (kept across restarts).
+    pub standard_port: u16,
+    /// Set when the server runs inside a network namespace (HTTP goes through curl there).
+    netns: Option<String>,
 }
 
 impl Server {
@@ -76,6 +81,15 @@ impl Server {
 
     /// Starts the server with extra `serve` flags.
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_where(None, extra)
+    }
+
+    /// Starts the server inside a network namespace.
+    pub fn start_in(ns: &netns::Netns, extra: &[&str]) -> Self {
+        Self::start_where(Some(ns.name.clone()), extra)
+    }
+
+    fn start_where(netns: Option<String>, extra: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
         for (u, p) in USERS {
             let out = Command::new(env!("CARGO_BIN_EXE_convoke"))
@@ -96,6 +110,8 @@ impl Server {
             media: media_range(),
             log: data.path().join("server.log"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            standard_port: free_sip_port(),
+            netns,
             data,
         };
         s.spawn();
@@ -108,8 +124,18 @@ impl Server {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_convoke"))
+        let mut command = match &self.netns {
+            // `ip netns exec` execs the server, so the child is the server itself.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_convoke")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_convoke")),
+        };
+        let child = command
             .arg("serve")
+            .args(["--standard-media-port", &self.standard_port.to_string()])
             .args([
                 "--sip",
                 &self.sip.to_string(),
@@ -188,6 +214,9 @@ impl Server {
     }
 
     fn try_get(&self, path: &str) -> Option<serde_json::Value> {
+        if self.netns.is_some() {
+            return self.curl("GET", path, None);
+        }
         let r = reqwest::blocking::Client::new()
             .get(format!("http://{}{path}", self.http))
             .basic_auth("alice", Some(password("alice")))
@@ -228,8 +257,39 @@ impl Server {
             .unwrap()
     }
 
+    /// An API request as alice from inside the server's network namespace.
+    fn curl(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Option<serde_json::Value> {
+        let ns = self.netns.as_deref()?;
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, "curl", "-sf", "-m", "2", "-X", method]);
+        c.args(["-u", &format!("alice:{}", password("alice"))]);
+        if let Some(b) = body {
+            c.args(["-H", "content-type: application/json", "-d", &b.to_string()]);
+        }
+        let out = c.arg(self.url(path)).output().ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
     /// Opens a conference over the API as alice; returns (id, pin).
     pub fn open_conference(&self, name: &str) -> (String, String) {
+        if self.netns.is_some() {
+            let v = self
+                .curl(
+                    "POST",
+                    "/api/v1/conferences",
+                    Some(serde_json::json!({ "name": name })),
+                )
+                .expect("open a conference");
+            return (
+                v["id"].as_str().unwrap().to_string(),
+                v["pin"].as_str().unwrap().to_string(),
+            );
+        }
         let v: serde_json::Value = self
             .http()
             .post(self.url("/api/v1/conferences"))

@@ -362,6 +362,30 @@ To: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{user}@
     }
 
     /// Waits for a request from the server (answering it 200) whose body contains `needle`.
+    /// Answers an incoming (re-)INVITE 200 with our SDP.
+    pub fn answer_offer(&self, req: &Request, sdp: &str) {
+        let mut r = Response::for_request(req, 200, "OK");
+        r.headers.push(
+            HeaderName::Contact,
+            format!("<sip:{}@{}>", self.user, self.local()),
+        );
+        r.headers.push(HeaderName::ContentType, "application/sdp");
+        r.body = Bytes::from(sdp.to_string());
+        self.socket.send_to(&r.to_bytes(), self.server).unwrap();
+    }
+
+    /// A request that has already arrived, without waiting.
+    pub fn poll_request(&self) -> Option<Request> {
+        self.socket.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 65536];
+        let got = self.socket.recv_from(&mut buf);
+        self.socket.set_nonblocking(false).unwrap();
+        match parse_message(Bytes::copy_from_slice(&buf[..got.ok()?.0])) {
+            Ok(Message::Request(r)) => Some(r),
+            _ => None,
+        }
+    }
+
     pub fn await_request(&self, method: &str, needle: &str, limit: Duration) -> Option<Request> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {

@@ -1,0 +1,142 @@
+//! Relay-then-switch (seed 002): a participant answered on the standard media port is moved to
+//! its conference's own port by a re-INVITE once its call is established. If no media arrives
+//! on the conference's port within `--switch-timeout-ms` (a firewall that only lets the
+//! standard port through, say), a second re-INVITE moves it back and the call goes on there.
+
+use super::App;
+use crate::conference::{LiveConference, MediaRoute};
+use crate::sip::{HeaderName, Method};
+use crate::transport::core::ClientEvent;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::Instrument;
+
+/// How often the switcher looks for participants to move.
+const TICK: Duration = Duration::from_millis(100);
+
+impl App {
+    /// Runs for the life of the server (with `--relay-first`).
+    pub async fn switch_routes(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tick.tick().await;
+            for conf in self.conferences.live() {
+                for p in conf.participants() {
+                    // Established (ACKed), on the standard port, not tried yet.
+                    let ready = p.route == MediaRoute::Standard
+                        && p.invite_tx.is_none()
+                        && p.pending_offer.is_none()
+                        && !p.switch_tried;
+                    if ready
+                        && conf
+                            .with_participant(p.id, |p| p.switch_tried = true)
+                            .is_some()
+                    {
+                        let span = tracing::info_span!("switch", conference = %conf.row.id, participant = p.id);
+                        tokio::spawn(
+                            self.clone()
+                                .move_to_dedicated(conf.clone(), p.id)
+                                .instrument(span),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    async fn move_to_dedicated(self: Arc<Self>, conf: Arc<LiveConference>, pid: u64) {
+        let before = self.dedicated_packets(&conf, pid).await;
+        if !self.reoffer(&conf, pid, MediaRoute::Probing).await {
+            tracing::info!(
+                "re-INVITE to the conference port refused; staying on the standard port"
+            );
+            return;
+        }
+        tokio::time::sleep(self.config.switch_timeout).await;
+        let after = self.dedicated_packets(&conf, pid).await;
+        if after > before {
+            conf.with_participant(pid, |p| p.route = MediaRoute::Dedicated);
+            tracing::info!(
+                packets = after - before,
+                "media flows on the conference port"
+            );
+        } else if self.reoffer(&conf, pid, MediaRoute::Standard).await {
+            tracing::warn!(
+                timeout_ms = self.config.switch_timeout.as_millis() as u64,
+                "no media on the conference port; back on the standard port"
+            );
+        } else {
+            tracing::warn!("no media on the conference port, and the move back was refused");
+        }
+    }
+
+    /// Packets the participant sent to the conference's own port so far.
+    async fn dedicated_packets(&self, conf: &LiveConference, pid: u64) -> u64 {
+        let stats = conf.worker.stats().await.unwrap_or_default();
+        stats
+            .members
+            .iter()
+            .find(|(id, _)| *id == pid)
+            .map_or(0, |(_, s)| s.rx_packets - s.rx_relayed)
+    }
+
+    /// Re-INVITEs the participant with our last SDP moved to `route`'s ports; on a 2xx with a
+    /// usable answer, ACKs and applies it. False if the participant is gone or refused.
+    async fn reoffer(&self, conf: &LiveConference, pid: u64, route: MediaRoute) -> bool {
+        let local = self.local_media_on(conf, route);
+        let prepared = conf.with_participant(pid, |p| {
+            let mut offer = p.local_sdp.clone()?;
+            offer.origin.session_version = local.session_version.to_string();
+            for m in offer.media.iter_mut().filter(|m| m.port != 0) {
+                m.port = match m.media.as_str() {
+                    "video" => local.video_port.unwrap_or(local.audio_port),
+                    _ => local.audio_port,
+                };
+            }
+            let invite = p.dialog.request(Method::Invite);
+            Some((invite, p.dialog.clone(), offer))
+        });
+        let Some(Some((mut invite, dialog, offer))) = prepared else {
+            return false;
+        };
+        let peer = dialog.peer;
+        invite.headers.push_front(HeaderName::Via, self.via(peer));
+        invite.headers.push(
+            HeaderName::Contact,
+            self.conference_contact(&conf.row.id, peer),
+        );
+        invite.headers.push(HeaderName::Allow, super::ALLOW);
+        invite
+            .headers
+            .push(HeaderName::ContentType, "application/sdp");
+        invite.body = Bytes::from(offer.to_string());
+        let seq = dialog.local_seq;
+        let mut events = self.core.request(invite, peer);
+        let answer = loop {
+            match events.recv().await {
+                Some(ClientEvent::Response(r)) if r.status >= 300 => return false,
+                Some(ClientEvent::Response(r)) if r.status >= 200 => break r,
+                Some(ClientEvent::Timeout) | None => return false,
+                Some(_) => continue,
+            }
+        };
+        let mut ack = dialog.ack(seq);
+        ack.headers.push_front(HeaderName::Via, self.via(peer));
+        self.core.transmit(peer, ack.to_bytes());
+        let streams = sdp::SessionDescription::parse_bytes(&answer.body)
+            .ok()
+            .and_then(|a| sdp::streams_of_answer(&offer, &a).ok());
+        let Some(streams) = streams else {
+            return false;
+        };
+        if let Some(known) =
+            self.conferences
+                .update_media(conf, pid, streams, peer.addr.ip(), Some(route))
+        {
+            let _ = tokio::time::timeout(Duration::from_millis(500), known).await;
+        }
+        conf.with_participant(pid, |p| p.local_sdp = Some(offer));
+        true
+    }
+}

@@ -45,6 +45,9 @@ pub fn run(listen: SocketAddr, group: usize) -> std::io::Result<()> {
                     continue;
                 }
                 if let Some(dest) = *dest {
+                    if out.is_full() {
+                        out.flush(fd);
+                    }
                     // SAFETY: `packet` lives in `batch`, which is not reused before the flush.
                     unsafe { out.push(packet, dest) };
                 }

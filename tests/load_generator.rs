@@ -4,7 +4,7 @@
 mod common;
 
 use common::load::{load_bin, run_load, Killed};
-use common::{free_sip_port, password, Server};
+use common::{free_sip_port, Server};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -13,28 +13,22 @@ fn joins_conferences_and_measures_every_stream() {
     let server = Server::start();
     let plots = tempfile::tempdir().unwrap();
     let prefix = plots.path().join("run");
-    let (sip, http) = (server.sip.to_string(), server.http.to_string());
-    let r = run_load(&[
-        "conference",
-        "--sip",
-        &sip,
-        "--http",
-        &http,
-        "--user",
-        "alice",
-        "--password",
-        password("alice"),
-        "-c",
-        "4",
-        "-p",
-        "3",
-        "--warmup",
-        "0.5",
-        "-d",
-        "1",
-        "--plot",
-        prefix.to_str().unwrap(),
-    ]);
+    let args = common::load::conference_args(
+        &server,
+        &[
+            "-c",
+            "4",
+            "-p",
+            "3",
+            "--warmup",
+            "0.5",
+            "-d",
+            "1",
+            "--plot",
+            prefix.to_str().unwrap(),
+        ],
+    );
+    let r = run_load(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(r["joins"]["answered"], 12, "{r}");
     assert_eq!(r["joins"]["failed"], 0, "{r}");
     let m = &r["media"];

@@ -215,26 +215,11 @@ fn keeps_crashing(mode: &[&str]) {
 /// while one worker is crashed: every other conference receives every packet.
 fn crash_under_load(mode: &[&str], fault: Fault) {
     let server = Server::start_with(mode);
-    let (sip, http) = (server.sip.to_string(), server.http.to_string());
-    let load = common::load::spawn_load(&[
-        "conference",
-        "--sip",
-        &sip,
-        "--http",
-        &http,
-        "--user",
-        "alice",
-        "--password",
-        password("alice"),
-        "-c",
-        "20",
-        "-p",
-        "3",
-        "--warmup",
-        "1",
-        "-d",
-        "4",
-    ]);
+    let args = common::load::conference_args(
+        &server,
+        &["-c", "20", "-p", "3", "--warmup", "1", "-d", "4"],
+    );
+    let load = common::load::spawn_load(&args.iter().map(String::as_str).collect::<Vec<_>>());
     // Joined when the workers API shows 60 participants (bounded wait).
     let deadline = Instant::now() + Duration::from_secs(20);
     let victim = loop {

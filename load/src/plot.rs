@@ -9,12 +9,7 @@ pub fn latency_and_loss(prefix: &Path, timeline: &[SecondReport]) -> anyhow::Res
         return Ok(());
     }
     let x_max = timeline.len() as f64;
-    let latency = prefix.with_file_name(format!(
-        "{}-latency.svg",
-        prefix
-            .file_name()
-            .map_or("load".into(), |n| n.to_string_lossy())
-    ));
+    let latency = beside(prefix, "latency");
     {
         let root = SVGBackend::new(&latency, (900, 500)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -52,12 +47,7 @@ pub fn latency_and_loss(prefix: &Path, timeline: &[SecondReport]) -> anyhow::Res
         chart.configure_series_labels().border_style(BLACK).draw()?;
         root.present()?;
     }
-    let loss = prefix.with_file_name(format!(
-        "{}-loss.svg",
-        prefix
-            .file_name()
-            .map_or("load".into(), |n| n.to_string_lossy())
-    ));
+    let loss = beside(prefix, "loss");
     let root = SVGBackend::new(&loss, (900, 400)).into_drawing_area();
     root.fill(&WHITE)?;
     let y_max = timeline.iter().map(|s| s.loss_percent).fold(0.1, f64::max) * 1.2;
@@ -78,4 +68,12 @@ pub fn latency_and_loss(prefix: &Path, timeline: &[SecondReport]) -> anyhow::Res
     ))?;
     root.present()?;
     Ok(())
+}
+
+/// `PREFIX-what.svg` next to `PREFIX`.
+fn beside(prefix: &Path, what: &str) -> std::path::PathBuf {
+    let stem = prefix
+        .file_name()
+        .map_or("load".into(), |n| n.to_string_lossy());
+    prefix.with_file_name(format!("{stem}-{what}.svg"))
 }

@@ -160,6 +160,17 @@ impl Farm {
         )))
     }
 
+    /// Sends a call's INVITE or BYE and arms its retransmission timer.
+    fn start_transaction(&self, c: &mut Call, state: CallState, request: Bytes, now: Instant) {
+        self.send(&request);
+        c.state = state;
+        c.first_sent = now;
+        c.next_send = now + T1;
+        c.interval = T1;
+        c.provisional = false;
+        c.in_flight = Some(request);
+    }
+
     fn send(&self, data: &[u8]) {
         let _ = self.socket.send_to(data, self.server);
     }
@@ -205,13 +216,8 @@ impl Farm {
                 if c.state != CallState::NotStarted {
                     continue;
                 }
-                let data = self.invite(c);
-                self.send(&data);
-                c.state = CallState::Inviting;
-                c.first_sent = now;
-                c.next_send = now + T1;
-                c.interval = T1;
-                c.in_flight = Some(data);
+                let invite = self.invite(c);
+                self.start_transaction(c, CallState::Inviting, invite, now);
                 started += 1;
                 in_progress += 1;
             }
@@ -220,12 +226,7 @@ impl Farm {
                 match c.state {
                     CallState::Established(at) if plan.hold.is_some_and(|h| now >= at + h) => {
                         let bye = self.in_dialog(c, "BYE", 2);
-                        self.send(&bye);
-                        c.state = CallState::Ending;
-                        c.first_sent = now;
-                        c.next_send = now + T1;
-                        c.interval = T1;
-                        c.in_flight = Some(bye);
+                        self.start_transaction(c, CallState::Ending, bye, now);
                     }
                     CallState::Inviting | CallState::Ending => {
                         if now.duration_since(c.first_sent) > TIMEOUT {

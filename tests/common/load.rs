@@ -55,6 +55,26 @@ impl LoadRun {
     }
 }
 
+/// `conference` arguments against `server` as alice, then `extra`.
+pub fn conference_args(server: &super::Server, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "conference",
+        "--sip",
+        &server.sip.to_string(),
+        "--http",
+        &server.http.to_string(),
+        "--user",
+        "alice",
+        "--password",
+        super::password("alice"),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 pub fn run_load(args: &[&str]) -> serde_json::Value {
     spawn_load(args).finish()
 }

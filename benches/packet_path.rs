@@ -41,6 +41,7 @@ fn roster(n: u16) -> Vec<Member> {
                     None,
                 ],
                 via_standard: false,
+                audio: None,
             })
         })
         .collect()

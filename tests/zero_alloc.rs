@@ -48,6 +48,7 @@ fn member(id: u64, rtp: &UdpSocket) -> MemberConfig {
             None,
         ],
         via_standard: false,
+        audio: None,
     }
 }
 

@@ -204,6 +204,7 @@ impl App {
             joined_at: unix_now(),
             route: crate::conference::MediaRoute::Dedicated,
             switch_tried: false,
+            audio_mode: crate::conference::AudioMode::Forward,
             local_sdp: Some(offer.clone()),
         };
         let _known = self.conferences.join(conf, p, branch.peer.addr.ip());

@@ -1,8 +1,8 @@
 //! The conference focus: opening conferences (INVITE/MESSAGE to the factory URI), joining them
 //! (INVITE to the conference URI with its PIN), re-INVITE and BYE.
 
-use super::{App, FACTORY_USER, HDR_ID, HDR_NAME, HDR_PIN};
-use crate::conference::{ConferenceError, LiveConference, MediaRoute, Participant};
+use super::{App, FACTORY_USER, HDR_AUDIO, HDR_ID, HDR_NAME, HDR_PIN};
+use crate::conference::{AudioMode, ConferenceError, LiveConference, MediaRoute, Participant};
 use crate::dialog::Dialog;
 use crate::metrics::Metrics;
 use crate::session_timer;
@@ -172,6 +172,7 @@ impl App {
             joined_at: unix_now(),
             route,
             switch_tried: false,
+            audio_mode: audio_mode_of(req),
             local_sdp: Some(body.clone()),
         };
         self.pending_acks
@@ -377,6 +378,21 @@ fn pin_of(req: &Request) -> Option<String> {
         .flatten()
         .map(str::to_string)
         .or_else(|| req.headers.get_other(HDR_PIN).map(|v| v.trim().to_string()))
+}
+
+/// How the joiner hears the conference's audio: `;audio=mix` or `;audio=forward` on the
+/// Request-URI, or an `X-Conference-Audio` header; forwarded streams otherwise.
+fn audio_mode_of(req: &Request) -> AudioMode {
+    let asked = req
+        .uri
+        .param("audio")
+        .flatten()
+        .map(str::to_string)
+        .or_else(|| req.headers.get_other(HDR_AUDIO).map(|v| v.to_string()));
+    match asked.as_deref().map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("mix") => AudioMode::Mix,
+        _ => AudioMode::Forward,
+    }
 }
 
 fn valid_pin(p: &str) -> bool {

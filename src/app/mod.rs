@@ -37,6 +37,8 @@ pub const FACTORY_USER: &str = "conference";
 pub const HDR_ID: &str = "X-Conference-ID";
 pub const HDR_NAME: &str = "X-Conference-Name";
 pub const HDR_PIN: &str = "X-Conference-PIN";
+/// `mix` or `forward`: how a joiner hears the conference's audio.
+pub const HDR_AUDIO: &str = "X-Conference-Audio";
 const SERVER: &str = concat!("convoke/", env!("CARGO_PKG_VERSION"));
 
 /// The account name a request claims (credentials, else From), for throttling.

@@ -2,6 +2,9 @@
 //! roster of participants with their dialogs.
 
 use crate::dialog::{Dialog, DialogId};
+use crate::media::codec::AudioCodec;
+pub use crate::media::mixer::AudioMode;
+use crate::media::mixer::AudioSetup;
 use crate::media::pool::StartError;
 use crate::media::{MemberConfig, PortPool, StreamConfig, WarmPool, WorkerHandle, AUDIO, VIDEO};
 use crate::session_timer::SessionTimer;
@@ -50,6 +53,8 @@ pub struct Participant {
     pub local_sdp: Option<sdp::SessionDescription>,
     /// The move to the conference's port has been tried (relay-then-switch tries once).
     pub switch_tried: bool,
+    /// Whether it hears the audio mix or every stream forwarded.
+    pub audio_mode: AudioMode,
 }
 
 /// Where a participant's media flows.
@@ -73,6 +78,8 @@ pub struct RosterEntry {
     pub joined_at: i64,
     pub media: Vec<String>,
     pub route: MediaRoute,
+    pub audio_mode: AudioMode,
+    pub talking: bool,
     pub rx_packets: u64,
     /// Of `rx_packets`, those that came through the standard media port.
     pub rx_relayed: u64,
@@ -146,6 +153,8 @@ impl LiveConference {
                         .map(|s| s.kind.as_str().to_string())
                         .collect(),
                     route: p.route,
+                    audio_mode: p.audio_mode,
+                    talking: s.talking,
                     rx_packets: s.rx_packets,
                     rx_relayed: s.rx_relayed,
                     rx_bytes: s.rx_bytes,
@@ -328,7 +337,7 @@ impl Conferences {
         p: Participant,
         signalling_ip: IpAddr,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let member = member_config(p.id, signalling_ip, &p.streams, p.route);
+        let member = member_config(p.id, signalling_ip, &p.streams, p.route, p.audio_mode);
         self.reroute(conf, None, &member);
         self.by_dialog
             .insert(p.dialog.id.clone(), (conf.row.id.clone(), p.id));
@@ -349,15 +358,15 @@ impl Conferences {
         signalling_ip: IpAddr,
         route: Option<MediaRoute>,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let (before, route) = conf.with_participant(id, |p| {
-            let before = member_config(id, signalling_ip, &p.streams, p.route);
+        let (before, route, mode) = conf.with_participant(id, |p| {
+            let before = member_config(id, signalling_ip, &p.streams, p.route, p.audio_mode);
             p.streams = streams.clone();
             if let Some(r) = route {
                 p.route = r;
             }
-            (before, p.route)
+            (before, p.route, p.audio_mode)
         })?;
-        let member = member_config(id, signalling_ip, &streams, route);
+        let member = member_config(id, signalling_ip, &streams, route, mode);
         self.reroute(conf, Some(&before), &member);
         conf.worker.upsert(member).ok()
     }
@@ -396,6 +405,7 @@ impl Conferences {
                 p.dialog.peer.addr.ip(),
                 &p.streams,
                 p.route,
+                p.audio_mode,
             )));
         }
         let _ = conf.worker.remove(id);
@@ -416,12 +426,14 @@ pub fn member_config(
     signalling_ip: IpAddr,
     streams: &[NegotiatedStream],
     route: MediaRoute,
+    audio_mode: AudioMode,
 ) -> MemberConfig {
     let mut cfg = MemberConfig {
         id,
         signalling_ip,
         streams: [None, None],
         via_standard: route == MediaRoute::Standard,
+        audio: None,
     };
     for s in streams {
         let ip: Option<IpAddr> = s.remote_address.as_deref().and_then(|a| a.parse().ok());
@@ -429,6 +441,18 @@ pub fn member_config(
             MediaKind::Audio => AUDIO,
             MediaKind::Video => VIDEO,
         };
+        if slot == AUDIO {
+            let first = s.payload_types.iter().find(|(_, c)| !c.is_dtmf());
+            cfg.audio = Some(AudioSetup {
+                mode: audio_mode,
+                codec: first.and_then(|(pt, c)| Some((*pt, AudioCodec::from_name(c.name)?))),
+                dtmf_pt: s
+                    .payload_types
+                    .iter()
+                    .find(|(_, c)| c.is_dtmf())
+                    .map(|(pt, _)| *pt),
+            });
+        }
         cfg.streams[slot] = Some(StreamConfig {
             rtp: ip.map(|ip| SocketAddr::new(ip, s.remote_port)),
             rtcp: ip.map(|ip| SocketAddr::new(ip, s.remote_rtcp_port)),

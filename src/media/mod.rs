@@ -2,6 +2,8 @@
 //! RTP and RTCP among its members.
 
 pub mod batch;
+pub mod codec;
+pub mod mixer;
 pub mod pool;
 pub mod ports;
 pub mod process;

@@ -37,6 +37,9 @@ pub struct MemberConfig {
     /// The member's media goes through the standard media port, not the conference's own.
     #[serde(default)]
     pub via_standard: bool,
+    /// Its audio codec and whether it hears the mix or forwarded streams.
+    #[serde(default)]
+    pub audio: Option<super::mixer::AudioSetup>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -51,6 +54,9 @@ pub struct MemberStats {
     pub lost: i64,
     /// Interarrival jitter of the audio stream, milliseconds (RFC 3550 A.8).
     pub jitter_ms: f64,
+    /// Talking now, by the level of its audio (mixing conferences only).
+    #[serde(default)]
+    pub talking: bool,
 }
 
 #[derive(Debug)]
@@ -165,6 +171,7 @@ mod tests {
                 None,
             ],
             via_standard: false,
+            audio: None,
         })
     }
 

@@ -13,9 +13,11 @@
 //! sockets. A worker that keeps crashing is declared failed instead of restarting forever.
 
 use super::batch::{RecvBatch, SendBatch, BATCH};
+use super::mixer::Mixer;
 use super::ports::{MediaSockets, PortPool};
 use super::roster::{attribute, Member, MemberConfig, MemberStats};
 use super::rtp::{classify, feedback_target, ssrc, PacketKind};
+use super::AUDIO;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -328,6 +330,8 @@ pub(super) struct Shared {
 pub(super) struct State {
     shared: Shared,
     members: Vec<Member>,
+    /// Mixes audio for the members that play one stream.
+    mixer: Mixer,
     dropped: u64,
     /// Arrival times for jitter are measured from here.
     epoch: Instant,
@@ -375,6 +379,9 @@ impl Outbox {
     }
 }
 
+/// The mixer's frame length.
+const MIX_PERIOD: Duration = Duration::from_millis(20);
+
 /// Receive batches drained from one socket before the others and the control channel get a
 /// turn (8 × 32 datagrams).
 const DRAIN_ROUNDS: usize = 8;
@@ -386,12 +393,22 @@ pub(super) async fn run(
 ) {
     let fds = socks.each_ref().map(|s| s.as_raw_fd());
     let mut state = State {
+        mixer: Mixer::default(),
         shared,
         members: Vec::new(),
         dropped: 0,
         epoch: Instant::now(),
     };
+    // The mixer's 20 ms clock: ticks at start + n × 20 ms (no drift); a late tick is caught
+    // up at once so the mixed stream keeps its rate.
+    let mut mix_clock = tokio::time::interval(MIX_PERIOD);
+    mix_clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut mixing = false;
     loop {
+        if state.mixer.has_outputs() != mixing {
+            mixing = !mixing;
+            mix_clock.reset();
+        }
         // Control first: a member must be known before its packets are read (after a restart
         // the roster is replayed while packets queue in the socket).
         tokio::select! {
@@ -400,6 +417,10 @@ pub(super) async fn run(
                 Some(c) => { handle_control(&mut state, fds, c); continue }
                 None => return,
             },
+            _ = mix_clock.tick(), if mixing => {
+                BUFFERS.with_borrow_mut(|b| mix(&mut state, fds, &mut b.out));
+                continue;
+            }
             _ = socks[0].readable() => {},
             _ = socks[1].readable() => {},
             _ = socks[2].readable() => {},
@@ -445,6 +466,33 @@ fn drain(state: &mut State, socks: &[UdpSocket; 4], fds: [RawFd; 4], buffers: &m
     }
 }
 
+/// One mixer step: every mix-mode member gets its frame, sent like forwarded audio.
+fn mix(state: &mut State, fds: [RawFd; 4], out: &mut Outbox) {
+    let State {
+        mixer,
+        members,
+        shared,
+        ..
+    } = state;
+    mixer.tick(|member, packet| {
+        let Some(m) = members.iter_mut().find(|m| m.config.id == member) else {
+            return;
+        };
+        let Some((dest, _)) = m.destination(AUDIO, false) else {
+            return;
+        };
+        let fd = match (m.config.via_standard, shared.standard) {
+            (true, Some(standard)) => standard,
+            _ => fds[0],
+        };
+        // The packet lives in the mixer's per-member buffer until the next tick.
+        if out.push(fd, packet, dest) {
+            m.stats.tx_packets += 1;
+        }
+    });
+    out.flush();
+}
+
 fn handle_control(state: &mut State, fds: [RawFd; 4], c: Control) {
     match c {
         Control::Relayed(packet, src) => {
@@ -462,6 +510,7 @@ fn handle_control(state: &mut State, fds: [RawFd; 4], c: Control) {
             });
         }
         Control::Upsert(cfg, ack) => {
+            let (id, audio) = (cfg.id, cfg.audio);
             match state.members.iter_mut().find(|m| m.config.id == cfg.id) {
                 Some(m) => {
                     // New SDP (re-INVITE): re-learn addresses.
@@ -471,11 +520,15 @@ fn handle_control(state: &mut State, fds: [RawFd; 4], c: Control) {
                 }
                 None => state.members.push(Member::new(cfg)),
             }
+            state.mixer.set_member(id, audio);
             if let Some(ack) = ack {
                 let _ = ack.send(());
             }
         }
-        Control::Remove(id) => state.members.retain(|m| m.config.id != id),
+        Control::Remove(id) => {
+            state.members.retain(|m| m.config.id != id);
+            state.mixer.remove(id);
+        }
         #[cfg(feature = "fault-injection")]
         Control::Crash => panic!("fault injection: worker crash requested"),
         Control::Stats(reply) => {
@@ -483,7 +536,11 @@ fn handle_control(state: &mut State, fds: [RawFd; 4], c: Control) {
                 members: state
                     .members
                     .iter()
-                    .map(|m| (m.config.id, m.report()))
+                    .map(|m| {
+                        let mut report = m.report();
+                        report.talking = state.mixer.talking(m.config.id);
+                        (m.config.id, report)
+                    })
                     .collect(),
                 dropped: state.dropped,
             });
@@ -530,6 +587,9 @@ fn forward(
             m.rtp_in[kind].update(ssrc, seq, ts, state.epoch.elapsed(), stream.clock_rate);
         }
     }
+    if kind == AUDIO && class == PacketKind::Rtp {
+        state.mixer.push(state.members[from].config.id, packet);
+    }
     // RTCP feedback (NACK, PLI, FIR) goes to the sender of the media it is about; other RTCP
     // (SR, RR, SDES, BYE) to everyone else.
     let owner = if is_rtcp {
@@ -544,6 +604,10 @@ fn forward(
     };
     for (i, m) in state.members.iter_mut().enumerate() {
         if i == from || owner.is_some_and(|o| o != i) {
+            continue;
+        }
+        // A member that hears the mix gets no forwarded audio (nor its RTCP).
+        if kind == AUDIO && state.mixer.mixes_for(m.config.id) {
             continue;
         }
         let Some((dest, via_rtcp_socket)) = m.destination(kind, is_rtcp) else {

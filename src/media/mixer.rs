@@ -1,0 +1,597 @@
+//! The audio mixer of a conference worker, for participants that play one stream (SIP phones):
+//! every 20 ms it takes one frame from each talking participant's jitter buffer, sums them, and
+//! sends each mix-mode participant everyone but itself, limited and encoded in its own codec,
+//! as its own RTP stream (own SSRC, sequence numbers and timestamps that never jump).
+//!
+//! No I/O: packets go in with [`Mixer::push`], frames come out of [`Mixer::tick`]. Buffers are
+//! allocated when a member joins, never per packet or per frame.
+
+use super::codec::{AudioCodec, AudioDecoder, AudioEncoder, Frame, FRAME};
+
+/// How a participant hears the conference's audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioMode {
+    /// Every other participant's packets, as they are (an SFU; for endpoints that play many
+    /// streams).
+    #[default]
+    Forward,
+    /// One stream: everyone else mixed.
+    Mix,
+}
+
+/// A member's audio as the mixer needs it (from its SDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AudioSetup {
+    pub mode: AudioMode,
+    /// The payload type and codec the member sends and receives (its first audio codec), if
+    /// the mixer knows it.
+    pub codec: Option<(u8, AudioCodec)>,
+    /// RFC 4733 telephone-event payload type: never mixed.
+    pub dtmf_pt: Option<u8>,
+}
+
+/// Jitter buffer slots (a power of two); packets further ahead than this resynchronise it.
+const SLOTS: usize = 8;
+const SLOT_BYTES: usize = 1280;
+/// Frames buffered before playout starts, at first; grows on late packets up to `MAX_DEPTH`.
+const START_DEPTH: u16 = 2;
+const MAX_DEPTH: u16 = 6;
+/// After this many missing frames in a row the input stops (silence) until packets return.
+const GIVE_UP: u16 = 25;
+/// Mean absolute sample value under which a frame is silence: skipped, and not talking.
+const SILENCE: u32 = 200;
+/// Frames a participant still counts as talking after its last loud frame.
+const HANGOVER: u8 = 15;
+/// The limiter keeps the mix's peak at or below this.
+const CEILING: f32 = 30_000.0;
+
+struct Slot {
+    seq: u16,
+    len: usize,
+    filled: bool,
+    data: [u8; SLOT_BYTES],
+}
+
+/// An adaptive, bounded jitter buffer of raw payloads.
+struct Jitter {
+    slots: Box<[Slot]>,
+    /// The sequence number to play next; `None` until playout starts.
+    next: Option<u16>,
+    depth: u16,
+    /// Ticks to wait (repeating concealment) before consuming, to grow the buffer.
+    hold: u16,
+    missing_in_a_row: u16,
+    pub late: u64,
+}
+
+impl Jitter {
+    fn new() -> Self {
+        Self {
+            slots: (0..SLOTS)
+                .map(|_| Slot {
+                    seq: 0,
+                    len: 0,
+                    filled: false,
+                    data: [0; SLOT_BYTES],
+                })
+                .collect(),
+            next: None,
+            depth: START_DEPTH,
+            hold: 0,
+            missing_in_a_row: 0,
+            late: 0,
+        }
+    }
+
+    fn store(&mut self, seq: u16, payload: &[u8]) {
+        let slot = &mut self.slots[usize::from(seq) % SLOTS];
+        slot.seq = seq;
+        slot.len = payload.len().min(SLOT_BYTES);
+        slot.data[..slot.len].copy_from_slice(&payload[..slot.len]);
+        slot.filled = true;
+    }
+
+    fn buffered(&self) -> u16 {
+        self.slots.iter().filter(|s| s.filled).count() as u16
+    }
+
+    fn reset(&mut self) {
+        for s in self.slots.iter_mut() {
+            s.filled = false;
+        }
+        self.next = None;
+        self.missing_in_a_row = 0;
+    }
+
+    fn push(&mut self, seq: u16, payload: &[u8]) {
+        match self.next {
+            None => {
+                // Not playing: keep the earliest packets until `depth` are here.
+                let earliest = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.filled)
+                    .map(|s| s.seq)
+                    .min_by_key(|s| s.wrapping_sub(seq) as i16);
+                if let Some(first) = earliest {
+                    if seq.wrapping_sub(first) as usize >= SLOTS {
+                        self.reset();
+                    }
+                }
+                self.store(seq, payload);
+            }
+            Some(next) => {
+                let ahead = seq.wrapping_sub(next) as i16;
+                if ahead < 0 {
+                    // Too late to play: drop it, and let the buffer grow a little.
+                    self.late += 1;
+                    if self.depth < MAX_DEPTH {
+                        self.depth += 1;
+                        self.hold += 1;
+                    }
+                } else if ahead as usize >= SLOTS {
+                    // A jump (new talk spurt after a long gap, or a restarted sender).
+                    self.reset();
+                    self.store(seq, payload);
+                } else {
+                    self.store(seq, payload);
+                }
+            }
+        }
+    }
+
+    /// The payload to play this tick: `Some(Some(p))` a packet, `Some(None)` a loss to conceal,
+    /// `None` nothing to play (not started, or given up).
+    fn pop(&mut self, out: &mut [u8; SLOT_BYTES]) -> Option<Option<usize>> {
+        let next = match self.next {
+            Some(n) => n,
+            None => {
+                if self.buffered() < self.depth {
+                    return None;
+                }
+                let first = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.filled)
+                    .map(|s| s.seq)
+                    .min_by_key(|s| s.wrapping_sub(self.slots[0].seq) as i16)?;
+                self.next = Some(first);
+                first
+            }
+        };
+        if self.hold > 0 {
+            self.hold -= 1;
+            return Some(None);
+        }
+        // Too deep for long (the sender's clock runs fast, or a burst arrived): skip one.
+        let next = if self.buffered() > self.depth + 3 {
+            let slot = &mut self.slots[usize::from(next) % SLOTS];
+            slot.filled = false;
+            next.wrapping_add(1)
+        } else {
+            next
+        };
+        self.next = Some(next.wrapping_add(1));
+        let slot = &mut self.slots[usize::from(next) % SLOTS];
+        if slot.filled && slot.seq == next {
+            slot.filled = false;
+            out[..slot.len].copy_from_slice(&slot.data[..slot.len]);
+            self.missing_in_a_row = 0;
+            Some(Some(slot.len))
+        } else {
+            self.missing_in_a_row += 1;
+            if self.missing_in_a_row > GIVE_UP {
+                self.reset();
+                self.depth = START_DEPTH;
+                return None;
+            }
+            Some(None)
+        }
+    }
+}
+
+struct Input {
+    member: u64,
+    pt: u8,
+    dtmf_pt: Option<u8>,
+    decoder: AudioDecoder,
+    jitter: Jitter,
+    payload: Box<[u8; SLOT_BYTES]>,
+    frame: Box<Frame>,
+    /// This tick's frame is in the mix.
+    active: bool,
+    hangover: u8,
+    pub level: u32,
+}
+
+struct Output {
+    member: u64,
+    pt: u8,
+    codec: AudioCodec,
+    encoder: AudioEncoder,
+    ssrc: u32,
+    seq: u16,
+    timestamp: u32,
+    gain: f32,
+    frame: Box<Frame>,
+    packet: Box<[u8; 12 + SLOT_BYTES]>,
+}
+
+#[derive(Default)]
+pub struct Mixer {
+    inputs: Vec<Input>,
+    outputs: Vec<Output>,
+    sum: Option<Box<[i32; FRAME]>>,
+}
+
+impl Mixer {
+    /// Sets (or clears, with `None`) a member's audio. Allocates its buffers and codecs.
+    pub fn set_member(&mut self, member: u64, setup: Option<AudioSetup>) {
+        self.remove(member);
+        let Some(setup) = setup else { return };
+        let Some((pt, codec)) = setup.codec else {
+            return;
+        };
+        if let Ok(decoder) = AudioDecoder::new(codec) {
+            self.inputs.push(Input {
+                member,
+                pt,
+                dtmf_pt: setup.dtmf_pt,
+                decoder,
+                jitter: Jitter::new(),
+                payload: Box::new([0; SLOT_BYTES]),
+                frame: Box::new([0; FRAME]),
+                active: false,
+                hangover: 0,
+                level: 0,
+            });
+        }
+        if setup.mode == AudioMode::Mix {
+            if let Ok(encoder) = AudioEncoder::new(codec) {
+                self.outputs.push(Output {
+                    member,
+                    pt,
+                    codec,
+                    encoder,
+                    ssrc: rand::random(),
+                    seq: rand::random(),
+                    timestamp: rand::random(),
+                    gain: 1.0,
+                    frame: Box::new([0; FRAME]),
+                    packet: Box::new([0; 12 + SLOT_BYTES]),
+                });
+            }
+        }
+        if self.sum.is_none() {
+            self.sum = Some(Box::new([0; FRAME]));
+        }
+    }
+
+    pub fn remove(&mut self, member: u64) {
+        self.inputs.retain(|i| i.member != member);
+        self.outputs.retain(|o| o.member != member);
+    }
+
+    /// Whether anyone hears the mix (the worker runs the 20 ms clock only then).
+    pub fn has_outputs(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
+    /// Whether `member` gets the mix instead of forwarded audio.
+    pub fn mixes_for(&self, member: u64) -> bool {
+        self.outputs.iter().any(|o| o.member == member)
+    }
+
+    /// Talking now (a loud frame within the last 300 ms).
+    pub fn talking(&self, member: u64) -> bool {
+        self.inputs
+            .iter()
+            .any(|i| i.member == member && i.hangover > 0)
+    }
+
+    /// An RTP packet from `member`. DTMF and unknown payload types are not mixed.
+    pub fn push(&mut self, member: u64, packet: &[u8]) {
+        if self.outputs.is_empty() {
+            return;
+        }
+        let Some((pt, seq, payload)) = rtp_payload(packet) else {
+            return;
+        };
+        let Some(input) = self.inputs.iter_mut().find(|i| i.member == member) else {
+            return;
+        };
+        if Some(pt) == input.dtmf_pt || pt != input.pt {
+            return;
+        }
+        input.jitter.push(seq, payload);
+    }
+
+    /// One 20 ms step: mixes and calls `send(member, rtp_packet)` for every mix-mode member.
+    pub fn tick(&mut self, mut send: impl FnMut(u64, &[u8])) {
+        let Some(sum) = self.sum.as_deref_mut() else {
+            return;
+        };
+        sum.fill(0);
+        for input in self.inputs.iter_mut() {
+            input.active = false;
+            let played = input.jitter.pop(&mut input.payload);
+            let Some(payload) = played else {
+                input.hangover = input.hangover.saturating_sub(1);
+                input.level = 0;
+                continue;
+            };
+            input
+                .decoder
+                .decode(payload.map(|n| &input.payload[..n]), &mut input.frame);
+            let level = input
+                .frame
+                .iter()
+                .map(|s| u32::from(s.unsigned_abs()))
+                .sum::<u32>()
+                / FRAME as u32;
+            input.level = level;
+            if level < SILENCE {
+                // Silence costs a decode and this sum, nothing per output.
+                input.hangover = input.hangover.saturating_sub(1);
+                continue;
+            }
+            input.hangover = HANGOVER;
+            input.active = true;
+            for (acc, s) in sum.iter_mut().zip(input.frame.iter()) {
+                *acc += i32::from(*s);
+            }
+        }
+        for out in self.outputs.iter_mut() {
+            let own = self
+                .inputs
+                .iter()
+                .find(|i| i.member == out.member && i.active);
+            limit(sum, own.map(|i| &*i.frame), &mut out.gain, &mut out.frame);
+            let n = out.encoder.encode(&out.frame, &mut out.packet[12..]);
+            out.seq = out.seq.wrapping_add(1);
+            out.timestamp = out.timestamp.wrapping_add(out.codec.timestamp_step());
+            let header = &mut out.packet[..12];
+            header[0] = 0x80;
+            header[1] = out.pt & 0x7f;
+            header[2..4].copy_from_slice(&out.seq.to_be_bytes());
+            header[4..8].copy_from_slice(&out.timestamp.to_be_bytes());
+            header[8..12].copy_from_slice(&out.ssrc.to_be_bytes());
+            if n > 0 {
+                send(out.member, &out.packet[..12 + n]);
+            }
+        }
+    }
+}
+
+/// `sum - own`, scaled so that its peak stays under [`CEILING`]: the gain drops at once when
+/// the mix gets loud (no sample ever wraps or clips) and recovers slowly (about 0.5 dB a frame)
+/// so that speech does not pump.
+fn limit(sum: &[i32; FRAME], own: Option<&Frame>, gain: &mut f32, out: &mut Frame) {
+    let mut peak = 0i32;
+    for (i, s) in sum.iter().enumerate() {
+        let v = s - own.map_or(0, |o| i32::from(o[i]));
+        peak = peak.max(v.abs());
+    }
+    let needed = if peak as f32 * *gain > CEILING {
+        CEILING / peak as f32
+    } else {
+        (*gain * 1.06).min(1.0)
+    };
+    *gain = if peak > 0 {
+        needed.min(CEILING / peak as f32)
+    } else {
+        needed
+    };
+    for (i, s) in sum.iter().enumerate() {
+        let v = s - own.map_or(0, |o| i32::from(o[i]));
+        out[i] = (v as f32 * *gain).clamp(-32767.0, 32767.0) as i16;
+    }
+}
+
+/// (payload type, sequence number, payload) of an RTP packet: past CSRCs and a header
+/// extension, without padding.
+fn rtp_payload(p: &[u8]) -> Option<(u8, u16, &[u8])> {
+    if p.len() < 12 || p[0] >> 6 != 2 {
+        return None;
+    }
+    let csrcs = usize::from(p[0] & 0x0f);
+    let mut start = 12 + 4 * csrcs;
+    if p[0] & 0x10 != 0 {
+        let ext = p.get(start + 2..start + 4)?;
+        start += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    let mut end = p.len();
+    if p[0] & 0x20 != 0 {
+        end = end.checked_sub(usize::from(*p.last()?))?;
+    }
+    let payload = p.get(start..end)?;
+    Some((p[1] & 0x7f, u16::from_be_bytes([p[2], p[3]]), payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::codec::{ulaw_decode, ulaw_encode};
+
+    fn setup(mode: AudioMode) -> Option<AudioSetup> {
+        Some(AudioSetup {
+            mode,
+            codec: Some((0, AudioCodec::Pcmu)),
+            dtmf_pt: Some(101),
+        })
+    }
+
+    fn pcmu_packet(seq: u16, pt: u8, value: impl Fn(usize) -> i16) -> Vec<u8> {
+        let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p.extend((0..160).map(|i| ulaw_encode(value(i))));
+        p
+    }
+
+    fn tone(freq: f64, amplitude: f64) -> impl Fn(usize) -> i16 {
+        move |i| ((i as f64 * freq * std::f64::consts::TAU / 8000.0).sin() * amplitude) as i16
+    }
+
+    /// Runs `ticks` steps with members 1..=3 sending (their packets given by `make`); returns
+    /// what each mix member received, decoded to 8 kHz.
+    fn run(
+        ticks: u16,
+        members: &[(u64, AudioMode)],
+        make: impl Fn(u64, u16) -> Option<Vec<u8>>,
+    ) -> std::collections::HashMap<u64, Vec<i16>> {
+        let mut m = Mixer::default();
+        for (id, mode) in members {
+            m.set_member(*id, setup(*mode));
+        }
+        let mut heard = std::collections::HashMap::<u64, Vec<i16>>::new();
+        for t in 0..ticks {
+            for (id, _) in members {
+                if let Some(p) = make(*id, t) {
+                    m.push(*id, &p);
+                }
+            }
+            m.tick(|member, packet| {
+                heard
+                    .entry(member)
+                    .or_default()
+                    .extend(packet[12..].iter().map(|b| ulaw_decode(*b)));
+            });
+        }
+        heard
+    }
+
+    /// Goertzel power of `freq` in 8 kHz samples, relative to the signal's power.
+    fn share_of(samples: &[i16], freq: f64) -> f64 {
+        let w = freq * std::f64::consts::TAU / 8000.0;
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for &x in samples {
+            let s = f64::from(x) + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s;
+        }
+        let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+        let total: f64 = samples.iter().map(|&x| f64::from(x).powi(2)).sum();
+        2.0 * power / (total * samples.len() as f64).max(1.0)
+    }
+
+    #[test]
+    fn everyone_hears_the_others_and_not_themselves() {
+        let freqs = [(1, 400.0), (2, 700.0), (3, 1100.0)];
+        let members: Vec<_> = freqs.iter().map(|(id, _)| (*id, AudioMode::Mix)).collect();
+        let heard = run(100, &members, |id, t| {
+            let f = freqs.iter().find(|(m, _)| *m == id).unwrap().1;
+            Some(pcmu_packet(t, 0, move |i| {
+                tone(f, 6000.0)(usize::from(t) * 160 + i)
+            }))
+        });
+        for (id, own) in freqs {
+            let got = &heard[&id][160 * 10..];
+            for (other, f) in freqs {
+                let share = share_of(got, f);
+                if other == id {
+                    assert!(share < 0.02, "{id} hears itself: {share}");
+                } else {
+                    assert!(share > 0.2, "{id} misses {other}: {share}");
+                }
+            }
+            let _ = own;
+        }
+    }
+
+    #[test]
+    fn loud_inputs_never_wrap() {
+        // Three full-scale square waves in phase: the raw sum is three times full scale.
+        let members = [
+            (1, AudioMode::Mix),
+            (2, AudioMode::Forward),
+            (3, AudioMode::Forward),
+            (4, AudioMode::Forward),
+        ];
+        let heard = run(50, &members, |id, t| {
+            (id != 1).then(|| pcmu_packet(t, 0, |i| if (i / 20) % 2 == 0 { 32000 } else { -32000 }))
+        });
+        let got = &heard[&1][160 * 5..];
+        // No wrap-around: every sample keeps the square wave's sign (the resampling smooths
+        // the edges, so the samples next to one are left out).
+        for (i, s) in got.iter().enumerate() {
+            if matches!(i % 20, 0 | 1 | 19) {
+                continue;
+            }
+            let expected_positive = (i / 20) % 2 == 0;
+            assert!(s.abs() > 10_000, "sample {i} collapsed: {s}");
+            assert_eq!(*s > 0, expected_positive, "sample {i} wrapped: {s}");
+        }
+        assert!(got.iter().all(|s| s.unsigned_abs() <= 32_767));
+    }
+
+    #[test]
+    fn a_lost_packet_is_concealed_not_silent() {
+        let members = [(1, AudioMode::Mix), (2, AudioMode::Forward)];
+        let heard = run(60, &members, |id, t| {
+            (id == 2 && t != 30)
+                .then(|| pcmu_packet(t, 0, move |i| tone(500.0, 8000.0)(usize::from(t) * 160 + i)))
+        });
+        let got = &heard[&1];
+        // Every 20 ms frame after the start has sound, the concealed one included.
+        for (f, frame) in got.chunks(160).enumerate().skip(3) {
+            let level = frame.iter().map(|s| i32::from(*s).abs()).sum::<i32>() / 160;
+            assert!(level > 500, "frame {f} is silent ({level})");
+        }
+    }
+
+    #[test]
+    fn dtmf_is_never_mixed_and_the_stream_never_jumps() {
+        let members = [(1, AudioMode::Mix), (2, AudioMode::Forward)];
+        let mut m = Mixer::default();
+        for (id, mode) in members {
+            m.set_member(id, setup(mode));
+        }
+        let mut seen = Vec::new();
+        for t in 0..40u16 {
+            // Member 2 sends only telephone-events (loud bytes, PT 101).
+            m.push(2, &pcmu_packet(t, 101, |_| 30000));
+            m.tick(|_, p| seen.push(p.to_vec()));
+        }
+        assert_eq!(seen.len(), 40, "one packet per tick even in silence");
+        for w in seen.windows(2) {
+            let seq = |p: &[u8]| u16::from_be_bytes([p[2], p[3]]);
+            let ts = |p: &[u8]| u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+            assert_eq!(seq(&w[1]), seq(&w[0]).wrapping_add(1));
+            assert_eq!(ts(&w[1]), ts(&w[0]).wrapping_add(160));
+            assert_eq!(w[0][8..12], w[1][8..12], "one SSRC");
+        }
+        assert!(seen
+            .iter()
+            .all(|p| p[12..].iter().all(|b| ulaw_decode(*b).abs() < 100)));
+        assert!(!m.talking(2));
+    }
+
+    #[test]
+    fn late_packets_are_dropped_and_the_buffer_grows() {
+        let mut j = Jitter::new();
+        let mut out = [0u8; SLOT_BYTES];
+        j.push(0, b"a");
+        j.push(1, b"b");
+        assert_eq!(j.pop(&mut out), Some(Some(1)));
+        assert_eq!(j.pop(&mut out), Some(Some(1)));
+        assert_eq!(j.pop(&mut out), Some(None), "seq 2 missing: conceal");
+        j.push(2, b"late");
+        assert_eq!(j.late, 1);
+        assert_eq!(j.depth, START_DEPTH + 1);
+        // A far jump resynchronises instead of waiting.
+        j.push(500, b"x");
+        assert!(j.next.is_none());
+    }
+
+    #[test]
+    fn rtp_payload_skips_csrcs_extension_and_padding() {
+        let mut p = vec![0xB1, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 1];
+        p.extend_from_slice(&[9, 9, 9, 9]); // one CSRC
+        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, 1, 2, 3, 4]); // extension, one word
+        p.extend_from_slice(b"data");
+        p.extend_from_slice(&[0, 0, 3]); // padding of 3
+        assert_eq!(rtp_payload(&p), Some((0, 7, &b"data"[..])));
+        assert_eq!(rtp_payload(&p[..10]), None);
+    }
+}

@@ -1,6 +1,6 @@
 //! Audio mixing with real softphones: three baresip instances (Debian `baresip-core`), each
 //! playing its own tone from a WAV file (`aufile`) and recording what it hears (`sndfile`), join
-//! one conference with `;audio=mix`. Each recording must contain the other two tones and not its
+//! one conference (SIP phones hear the mix by default). Each recording must contain the other two tones and not its
 //! own (Goertzel). The third phone speaks Opus while the others speak PCMU: the mixer bridges
 //! the codecs.
 
@@ -143,7 +143,8 @@ fn recording(dir: &Path) -> Option<PathBuf> {
 fn three_softphones_each_hear_the_other_two_and_not_themselves() {
     let server = Server::start();
     let (conf, pin) = server.open_conference("tones");
-    let uri = format!("sip:{conf}@{};pin={pin};audio=mix", server.sip);
+    // No `;audio=` parameter: SIP phones get the mix by default.
+    let uri = server.join_uri(&conf, &pin);
     let mut phones = vec![
         phone("tone-c", 1300.0, "opus/48000/2", &uri),
         phone("tone-a", 500.0, "PCMU", &uri),

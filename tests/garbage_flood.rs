@@ -28,7 +28,7 @@ fn garbage(rng: &mut rand::rngs::StdRng, i: usize) -> Vec<u8> {
 fn flood_leaves_memory_and_media_alone() {
     let server = Server::start();
     let (conf, pin) = server.open_conference("flooded");
-    let uri = server.join_uri(&conf, &pin);
+    let uri = server.forward_uri(&conf, &pin);
     let mut alice = Ua::new("alice", server.sip);
     let alice_rtp = RtpPeer::bind("127.0.0.1", 0xF1);
     let mut alice_call = alice.invite(&uri, &alice_rtp.offer(), None, &[]).unwrap();

@@ -19,7 +19,7 @@ struct Member {
 fn join(server: &Server, user: &str, conf: &str, pin: &str, ssrc: u32) -> Member {
     let mut ua = Ua::new(user, server.sip);
     let rtp = RtpPeer::bind("127.0.0.1", ssrc);
-    let uri = server.join_uri(conf, pin);
+    let uri = server.forward_uri(conf, pin);
     let call = ua
         .invite(&uri, &rtp.offer(), None, &[])
         .unwrap_or_else(|r| panic!("join refused: {} {}", r.status, r.reason));
@@ -158,7 +158,7 @@ fn hold_stops_sending_and_resume_restarts() {
 fn video_is_forwarded_on_the_video_port() {
     let server = Server::start();
     let (conf, pin) = server.open_conference("video");
-    let uri = server.join_uri(&conf, &pin);
+    let uri = server.forward_uri(&conf, &pin);
     let mut peers = Vec::new();
     for (user, ssrc) in [("alice", 0xD1u32), ("bob", 0xD2)] {
         let audio = RtpPeer::bind("127.0.0.1", ssrc);
@@ -217,7 +217,7 @@ fn nat_latching_reaches_the_real_source() {
         &format!("m=audio {declared}"),
     );
     let mut alice_ua = Ua::new("alice", server.sip);
-    let uri = server.join_uri(&conf, &pin);
+    let uri = server.forward_uri(&conf, &pin);
     let mut alice_call = alice_ua.invite(&uri, &sdp, None, &[]).expect("join");
     let mut alice_rtp = behind_nat;
     for _ in 0..20 {
@@ -244,7 +244,7 @@ fn nat_latching_reaches_the_real_source() {
 fn delayed_offer_with_and_without_an_answer() {
     let server = Server::start();
     let (conf, pin) = server.open_conference("delayed");
-    let uri = server.join_uri(&conf, &pin);
+    let uri = server.forward_uri(&conf, &pin);
     let mut alice = join(&server, "alice", &conf, &pin, 0xAA);
     let mut bob_ua = Ua::new("bob", server.sip);
     let bob_rtp = RtpPeer::bind("127.0.0.1", 0xBB);
@@ -328,7 +328,7 @@ fn roster_reports_loss_and_jitter() {
 fn rtcp_feedback_is_routed_to_the_media_sender() {
     let server = Server::start();
     let (conf, pin) = server.open_conference("feedback");
-    let uri = server.join_uri(&conf, &pin);
+    let uri = server.forward_uri(&conf, &pin);
     let mut video = Vec::new();
     let mut calls = Vec::new();
     for (user, ssrc) in [("alice", 0x7001u32), ("bob", 0x7002), ("carol", 0x7003)] {

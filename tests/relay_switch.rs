@@ -57,7 +57,7 @@ fn call_through(firewall: bool) -> Outcome {
         ],
     );
     let (id, pin) = server.open_conference("relay then switch");
-    let uri = server.join_uri(&id, &pin);
+    let uri = server.forward_uri(&id, &pin);
     let sip = server.sip;
     let mut phones: Vec<Phone> = ns.enter(|| {
         ["alice", "bob"]

@@ -24,7 +24,7 @@ struct Room {
 
 fn room(server: &Server, n: u32) -> Room {
     let (id, pin) = server.open_conference(&format!("room {n}"));
-    let uri = format!("sip:{id}@{};pin={pin}", server.sip);
+    let uri = server.forward_uri(&id, &pin);
     let talker = RtpPeer::bind("127.0.0.1", 0x1000 + n);
     let listener = RtpPeer::bind("127.0.0.1", 0x2000 + n);
     let mut calls = Vec::new();

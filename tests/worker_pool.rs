@@ -38,7 +38,7 @@ fn warm_workers_are_kept_ready() {
     let rtp = RtpPeer::bind("127.0.0.1", 1);
     let mut ua = Ua::new("alice", server.sip);
     let mut call = ua
-        .invite(&server.join_uri(&conf, &pin), &rtp.offer(), None, &[])
+        .invite(&server.forward_uri(&conf, &pin), &rtp.offer(), None, &[])
         .unwrap();
     let w = wait_warm(&server, 3);
     assert_eq!(w["warm"], 3, "the pool refilled: {w}");
@@ -62,7 +62,7 @@ fn no_free_ports_is_503_and_running_conferences_go_on() {
     for (n, (conf, pin)) in rooms.iter().take(2).enumerate() {
         let rtp = RtpPeer::bind("127.0.0.1", 10 + n as u32);
         let listener = RtpPeer::bind("127.0.0.1", 20 + n as u32);
-        let uri = server.join_uri(conf, pin);
+        let uri = server.forward_uri(conf, pin);
         let mut a = Ua::new("alice", server.sip);
         let mut b = Ua::new("bob", server.sip);
         let ca = a
@@ -77,7 +77,7 @@ fn no_free_ports_is_503_and_running_conferences_go_on() {
     let mut late = Ua::new("carol", server.sip);
     let probe = RtpPeer::bind("127.0.0.1", 30);
     let refused = late
-        .invite(&server.join_uri(conf, pin), &probe.offer(), None, &[])
+        .invite(&server.forward_uri(conf, pin), &probe.offer(), None, &[])
         .err()
         .expect("no ports");
     assert_eq!(refused.status, 503);
@@ -107,7 +107,7 @@ fn an_empty_conference_releases_its_worker_and_comes_back() {
     let rtp = RtpPeer::bind("127.0.0.1", 1);
     let mut ua = Ua::new("alice", server.sip);
     let mut call = ua
-        .invite(&server.join_uri(&conf, &pin), &rtp.offer(), None, &[])
+        .invite(&server.forward_uri(&conf, &pin), &rtp.offer(), None, &[])
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
@@ -128,7 +128,7 @@ fn an_empty_conference_releases_its_worker_and_comes_back() {
     assert_eq!(w["port_blocks_in_use"], 0, "its ports were released: {w}");
     // The conference itself lives on: the next join starts a worker again.
     let mut again = ua
-        .invite(&server.join_uri(&conf, &pin), &rtp.offer(), None, &[])
+        .invite(&server.forward_uri(&conf, &pin), &rtp.offer(), None, &[])
         .expect("join a parked conference");
     assert_eq!(workers(&server)["serving"].as_array().unwrap().len(), 1);
     assert_eq!(ua.bye(&mut again).status, 200);

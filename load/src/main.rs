@@ -77,6 +77,10 @@ struct ConferenceArgs {
     /// Packets sent back to back per send event (video frames); the rate stays --pps.
     #[arg(long, default_value_t = 1)]
     burst: usize,
+    /// How participants hear the conference: `forward` (every stream, accounted per stream) or
+    /// `mix` (one mixed stream each, counted per receiver).
+    #[arg(long, default_value = "forward")]
+    audio: String,
     /// Generator threads (each one socket, one port, its share of the participants).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -326,7 +330,7 @@ fn join_all(
             let port = ports[index % ports.len()];
             let ip = addr::participant_ip(index);
             specs.push(CallSpec {
-                request_uri: format!("sip:{id}@{};pin={pin}", a.sip),
+                request_uri: format!("sip:{id}@{};pin={pin};audio={}", a.sip, a.audio),
                 sdp: Some(format!(
                     "v=0\r\no=load {index} 1 IN IP4 {ip}\r\ns=convoke-load\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=rtcp-mux\r\na=sendrecv\r\n"
                 )),

@@ -281,6 +281,8 @@ async fn workers(
                 "in": s.members.iter().map(|(_, m)| m.rx_packets).sum::<u64>(),
                 "out": s.members.iter().map(|(_, m)| m.tx_packets).sum::<u64>(),
                 "dropped": s.dropped,
+                "mix_frames": s.mix_frames,
+                "mix_late": s.mix_late,
             })
         });
         serving.push(json!({

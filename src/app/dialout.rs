@@ -204,7 +204,8 @@ impl App {
             joined_at: unix_now(),
             route: crate::conference::MediaRoute::Dedicated,
             switch_tried: false,
-            audio_mode: crate::conference::AudioMode::Forward,
+            // A called phone plays one stream.
+            audio_mode: crate::conference::AudioMode::Mix,
             local_sdp: Some(offer.clone()),
         };
         let _known = self.conferences.join(conf, p, branch.peer.addr.ip());

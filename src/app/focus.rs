@@ -380,8 +380,9 @@ fn pin_of(req: &Request) -> Option<String> {
         .or_else(|| req.headers.get_other(HDR_PIN).map(|v| v.trim().to_string()))
 }
 
-/// How the joiner hears the conference's audio: `;audio=mix` or `;audio=forward` on the
-/// Request-URI, or an `X-Conference-Audio` header; forwarded streams otherwise.
+/// How the joiner hears the conference's audio: `;audio=forward` or `;audio=mix` on the
+/// Request-URI, or an `X-Conference-Audio` header; the mix otherwise (a SIP phone plays one
+/// stream).
 fn audio_mode_of(req: &Request) -> AudioMode {
     let asked = req
         .uri
@@ -390,8 +391,8 @@ fn audio_mode_of(req: &Request) -> AudioMode {
         .map(str::to_string)
         .or_else(|| req.headers.get_other(HDR_AUDIO).map(|v| v.to_string()));
     match asked.as_deref().map(str::trim) {
-        Some(v) if v.eq_ignore_ascii_case("mix") => AudioMode::Mix,
-        _ => AudioMode::Forward,
+        Some(v) if v.eq_ignore_ascii_case("forward") => AudioMode::Forward,
+        _ => AudioMode::Mix,
     }
 }
 

@@ -38,6 +38,11 @@ pub struct WorkerStats {
     pub members: Vec<(u64, MemberStats)>,
     /// Packets from addresses that are not a member's, or not RTP/RTCP.
     pub dropped: u64,
+    /// 20 ms mixer steps run, and those run more than a frame behind their schedule.
+    #[serde(default)]
+    pub mix_frames: u64,
+    #[serde(default)]
+    pub mix_late: u64,
 }
 
 /// What a worker is doing, for the API and logs.
@@ -332,6 +337,8 @@ pub(super) struct State {
     members: Vec<Member>,
     /// Mixes audio for the members that play one stream.
     mixer: Mixer,
+    mix_frames: u64,
+    mix_late: u64,
     dropped: u64,
     /// Arrival times for jitter are measured from here.
     epoch: Instant,
@@ -394,6 +401,8 @@ pub(super) async fn run(
     let fds = socks.each_ref().map(|s| s.as_raw_fd());
     let mut state = State {
         mixer: Mixer::default(),
+        mix_frames: 0,
+        mix_late: 0,
         shared,
         members: Vec::new(),
         dropped: 0,
@@ -417,7 +426,11 @@ pub(super) async fn run(
                 Some(c) => { handle_control(&mut state, fds, c); continue }
                 None => return,
             },
-            _ = mix_clock.tick(), if mixing => {
+            scheduled = mix_clock.tick(), if mixing => {
+                state.mix_frames += 1;
+                if scheduled.elapsed() > MIX_PERIOD {
+                    state.mix_late += 1;
+                }
                 BUFFERS.with_borrow_mut(|b| mix(&mut state, fds, &mut b.out));
                 continue;
             }
@@ -543,6 +556,8 @@ fn handle_control(state: &mut State, fds: [RawFd; 4], c: Control) {
                     })
                     .collect(),
                 dropped: state.dropped,
+                mix_frames: state.mix_frames,
+                mix_late: state.mix_late,
             });
         }
     }

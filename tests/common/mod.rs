@@ -242,9 +242,15 @@ impl Server {
         format!("http://{}{path}", self.http)
     }
 
-    /// The URI a phone dials to join: `sip:ID@HOST:PORT;pin=PIN`.
+    /// The URI a phone dials to join: `sip:ID@HOST:PORT;pin=PIN` (it hears the audio mix).
     pub fn join_uri(&self, conf: &str, pin: &str) -> String {
         format!("sip:{conf}@{};pin={pin}", self.sip)
+    }
+
+    /// A join that receives every other participant's packets as they are (`;audio=forward`),
+    /// for tests that follow packets by SSRC.
+    pub fn forward_uri(&self, conf: &str, pin: &str) -> String {
+        format!("{};audio=forward", self.join_uri(conf, pin))
     }
 
     /// The Prometheus text of `/metrics`.

@@ -1,8 +1,11 @@
 //! The media fast path allocates nothing per packet: a real worker (task isolation) on loopback
 //! sockets forwards 20 000 packets between two members while a counting global allocator
-//! watches the whole process.
+//! watches the whole process; and the mixer allocates nothing per frame (G.711 and Opus).
+//! (Each test runs in its own process under nextest, so the counter sees one test.)
 
 use convoke::config::PortSpec;
+use convoke::media::codec::{ulaw_encode, AudioCodec, AudioEncoder, FRAME};
+use convoke::media::mixer::{AudioMode, AudioSetup};
 use convoke::media::{Isolation, MemberConfig, PortPool, StreamConfig, WorkerHandle};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{SocketAddr, UdpSocket};
@@ -52,8 +55,12 @@ fn member(id: u64, rtp: &UdpSocket) -> MemberConfig {
     }
 }
 
-#[test]
-fn forwarding_allocates_nothing_per_packet() {
+/// A worker on its own runtime with members 1 (sending from `a`) and 2 (receiving on `b`).
+fn worker_with(
+    a: &UdpSocket,
+    b: &UdpSocket,
+    audio: Option<AudioSetup>,
+) -> (tokio::runtime::Runtime, WorkerHandle) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -66,10 +73,8 @@ fn forwarding_allocates_nothing_per_packet() {
         &spec,
         Duration::ZERO,
     ));
-    let (failed, _failures) = tokio::sync::mpsc::unbounded_channel();
-    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-    b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let (failed, failures) = tokio::sync::mpsc::unbounded_channel();
+    std::mem::forget(failures);
     let worker = rt.block_on(async {
         let w = WorkerHandle::spawn(
             pool.allocate().unwrap(),
@@ -80,10 +85,22 @@ fn forwarding_allocates_nothing_per_packet() {
         )
         .unwrap();
         w.assign("zeroalloc");
-        w.upsert(member(1, &a)).unwrap().await.unwrap();
-        w.upsert(member(2, &b)).unwrap().await.unwrap();
+        for (id, sock) in [(1, a), (2, b)] {
+            let mut m = member(id, sock);
+            m.audio = audio;
+            w.upsert(m).unwrap().await.unwrap();
+        }
         w
     });
+    (rt, worker)
+}
+
+#[test]
+fn forwarding_allocates_nothing_per_packet() {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let (rt, worker) = worker_with(&a, &b, None);
     let to = SocketAddr::from(([127, 0, 0, 1], worker.audio_port));
     let mut packet = [0u8; 172];
     packet[0] = 0x80;
@@ -110,4 +127,75 @@ fn forwarding_allocates_nothing_per_packet() {
     );
     drop(worker);
     rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+fn mixing_allocates_nothing_per_frame(codec: AudioCodec, pt: u8) {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    b.set_nonblocking(true).unwrap();
+    let setup = AudioSetup {
+        mode: AudioMode::Mix,
+        codec: Some((pt, codec)),
+        dtmf_pt: None,
+    };
+    let (rt, worker) = worker_with(&a, &b, Some(setup));
+    let to = SocketAddr::from(([127, 0, 0, 1], worker.audio_port));
+    // 150 frames of a talking member 1, encoded before anything is counted.
+    let mut encoder = AudioEncoder::new(codec).unwrap();
+    let packets: Vec<Vec<u8>> = (0..150u16)
+        .map(|f| {
+            let frame: [i16; FRAME] = std::array::from_fn(|i| {
+                let t = (usize::from(f) * FRAME + i) as f64 / 48000.0;
+                ((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16
+            });
+            let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+            p[2..4].copy_from_slice(&f.to_be_bytes());
+            let mut payload = [0u8; 1500];
+            let n = match codec {
+                AudioCodec::Opus => encoder.encode(&frame, &mut payload),
+                _ => {
+                    for (i, c) in frame.chunks_exact(6).enumerate() {
+                        payload[i] = ulaw_encode(c[0]);
+                    }
+                    160
+                }
+            };
+            p.extend_from_slice(&payload[..n]);
+            p
+        })
+        .collect();
+    let mut buf = [0u8; 2048];
+    let mut mixed = 0u64;
+    let mut before = 0;
+    let start = std::time::Instant::now();
+    for (f, p) in packets.iter().enumerate() {
+        if f == 50 {
+            // Warmed up: decoders, encoders and buffers exist; count from here.
+            before = ALLOCATIONS.load(Ordering::Relaxed);
+            mixed = 0;
+        }
+        a.send_to(p, to).unwrap();
+        let next = start + Duration::from_millis(20 * (f as u64 + 1));
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+        while b.recv_from(&mut buf).is_ok() {
+            mixed += 1;
+        }
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    eprintln!("{allocations} allocations in the whole process over 100 mixed frames ({mixed} sent to member 2)");
+    // Member 2 hears member 1 in its mix, one packet per 20 ms.
+    assert!(mixed >= 90, "{mixed} mixed packets in 2 s");
+    assert!(allocations <= 10, "{allocations} allocations for 100 frames");
+    drop(worker);
+    rt.shutdown_timeout(Duration::from_secs(1));
+}
+
+#[test]
+fn g711_mixing_allocates_nothing_per_frame() {
+    mixing_allocates_nothing_per_frame(AudioCodec::Pcmu, 0);
+}
+
+#[test]
+fn opus_mixing_allocates_nothing_per_frame() {
+    mixing_allocates_nothing_per_frame(AudioCodec::Opus, 111);
 }

@@ -7,8 +7,15 @@ use convoke::media::codec::{ulaw_encode, AudioCodec, AudioEncoder, FRAME};
 use convoke::media::mixer::{AudioMode, AudioSetup, Mixer};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-/// One RTP packet per participant per frame, for `frames` frames.
-fn packets(codec: AudioCodec, pt: u8, participants: u64, frames: u16) -> Vec<Vec<Vec<u8>>> {
+/// One RTP packet per participant per frame, for `frames` frames; the first `talkers` talk,
+/// the others send silence.
+fn packets(
+    codec: AudioCodec,
+    pt: u8,
+    participants: u64,
+    talkers: u64,
+    frames: u16,
+) -> Vec<Vec<Vec<u8>>> {
     let mut encoders: Vec<AudioEncoder> = (0..participants)
         .map(|_| AudioEncoder::new(codec).unwrap())
         .collect();
@@ -19,9 +26,10 @@ fn packets(codec: AudioCodec, pt: u8, participants: u64, frames: u16) -> Vec<Vec
                 .enumerate()
                 .map(|(p, enc)| {
                     let freq = 300.0 + 50.0 * p as f64;
+                    let amplitude = if (p as u64) < talkers { 6000.0 } else { 0.0 };
                     let frame: [i16; FRAME] = std::array::from_fn(|i| {
                         let t = (usize::from(f) * FRAME + i) as f64 / 48000.0;
-                        ((t * freq * std::f64::consts::TAU).sin() * 6000.0) as i16
+                        ((t * freq * std::f64::consts::TAU).sin() * amplitude) as i16
                     });
                     let mut rtp = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, p as u8];
                     rtp[2..4].copy_from_slice(&f.to_be_bytes());
@@ -49,9 +57,10 @@ fn mix(c: &mut Criterion) {
         (AudioCodec::Pcmu, 0u8, "pcmu"),
         (AudioCodec::Opus, 111, "opus"),
     ] {
-        for n in [5u64, 20] {
+        // (participants, talkers)
+        for (n, talkers) in [(5u64, 5u64), (20, 20), (50, 3)] {
             let frames = 64u16;
-            let input = packets(codec, pt, n, frames);
+            let input = packets(codec, pt, n, talkers, frames);
             let mut m = Mixer::default();
             for id in 0..n {
                 m.set_member(
@@ -65,7 +74,8 @@ fn mix(c: &mut Criterion) {
             }
             let mut f = 0usize;
             g.throughput(Throughput::Elements(n));
-            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+            let id = format!("{n} participants, {talkers} talking");
+            g.bench_with_input(BenchmarkId::new(name, id), &n, |b, _| {
                 b.iter(|| {
                     for (id, p) in input[f % usize::from(frames)].iter().enumerate() {
                         m.push(id as u64, p);

@@ -185,7 +185,10 @@ fn mixing_allocates_nothing_per_frame(codec: AudioCodec, pt: u8) {
     eprintln!("{allocations} allocations in the whole process over 100 mixed frames ({mixed} sent to member 2)");
     // Member 2 hears member 1 in its mix, one packet per 20 ms.
     assert!(mixed >= 90, "{mixed} mixed packets in 2 s");
-    assert!(allocations <= 10, "{allocations} allocations for 100 frames");
+    assert!(
+        allocations <= 10,
+        "{allocations} allocations for 100 frames"
+    );
     drop(worker);
     rt.shutdown_timeout(Duration::from_secs(1));
 }

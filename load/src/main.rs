@@ -451,6 +451,12 @@ fn print_conference(r: &ConferenceReport) {
         "streams {} ({} with loss, worst {:.2} %), stray datagrams {}, send drops {}",
         m.streams, m.streams_with_loss, m.worst_stream_loss_percent, m.stray, m.send_drops
     );
+    if m.mixed > 0 {
+        println!(
+            "mixed streams: {} packets, {:.1} per second per participant",
+            m.mixed, m.mixed_pps_per_participant
+        );
+    }
     if let Some(s) = &r.server {
         println!(
             "server pid {}: {:.2} CPU s in the window ({:.2} cores), {:.0} output packets per CPU second; RSS {} -> {} KiB after joins ({:.1} KiB per participant)",

@@ -77,6 +77,8 @@ struct ThreadResult {
     seconds: Vec<Second>,
     /// Datagrams that were not ours, or ours but to the wrong participant/conference.
     stray: u64,
+    /// Packets of a stream the server made (an audio mix) to one of ours, in the window.
+    mixed: u64,
     send_drops: u64,
 }
 
@@ -110,6 +112,10 @@ pub struct MediaReport {
     pub jitter_us_mean: f64,
     pub jitter_us_max: f64,
     pub stray: u64,
+    /// Packets of server-made streams (audio mixes) received in the window, and their rate per
+    /// participant (50 for a G.711 mix).
+    pub mixed: u64,
+    pub mixed_pps_per_participant: f64,
     pub send_drops: u64,
     pub timeline: Vec<SecondReport>,
     /// Per conference, in the order they were opened.
@@ -211,6 +217,7 @@ fn generator_thread(
             .map(|_| Second::new())
             .collect(),
         stray: 0,
+        mixed: 0,
         send_drops: 0,
     };
     if mine.is_empty() {
@@ -265,7 +272,8 @@ fn generator_thread(
         }
         let mut got = 0;
         loop {
-            let n = socket.recv(|d| receive(&mut result, group, warm_ns, d.data, d.destination));
+            let n = socket
+                .recv(|d| receive(&mut result, group, (warm_ns, end_ns), d.data, d.destination));
             got += n;
             if n < crate::pktinfo::BATCH {
                 break;
@@ -292,22 +300,49 @@ fn write_packet(buf: &mut [u8], p: usize, seq: u64, sent_at: u64, measuring: boo
     buf[8..12].copy_from_slice(&(SSRC_PREFIX | p as u32).to_be_bytes());
     buf[12..20].copy_from_slice(&sent_at.to_be_bytes());
     buf[20] = u8::from(measuring);
-    buf[21..].fill(0xff);
+    buf[21..].copy_from_slice(&tone()[21..size]);
+}
+
+/// A 1 kHz µ-law tone: the payload is real audio, so a mixing server hears talkers (and pays
+/// for them) rather than silence.
+fn tone() -> &'static [u8; 1500] {
+    static TONE: OnceLock<[u8; 1500]> = OnceLock::new();
+    TONE.get_or_init(|| {
+        std::array::from_fn(|i| {
+            let s = (i as f64 * 1000.0 * std::f64::consts::TAU / 8000.0).sin() * 6000.0;
+            convoke::media::codec::ulaw_encode(s as i16)
+        })
+    })
 }
 
 fn receive(
     r: &mut ThreadResult,
     group: usize,
-    warm_ns: u64,
+    (warm_ns, end_ns): (u64, u64),
     data: &[u8],
     destination: Option<std::net::Ipv4Addr>,
 ) {
     let arrived = now_ns();
-    if data.len() < MIN_SIZE || data[0] != 0x80 {
+    if data.len() < 12 || data[0] >> 6 != 2 {
         r.stray += 1;
         return;
     }
     let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+    if ssrc & 0xff00_0000 != SSRC_PREFIX {
+        // Not one of our streams: the server's own (a mix) if it is for one of ours.
+        if destination.and_then(participant_index).is_some() {
+            if (warm_ns..end_ns).contains(&arrived) {
+                r.mixed += 1;
+            }
+        } else {
+            r.stray += 1;
+        }
+        return;
+    }
+    if data.len() < MIN_SIZE {
+        r.stray += 1;
+        return;
+    }
     let sender = (ssrc & 0x00ff_ffff) as usize;
     let receiver = destination.and_then(participant_index);
     let Some(receiver) = receiver.filter(|rcv| {
@@ -352,7 +387,7 @@ fn report(plan: &MediaPlan, results: Vec<ThreadResult>) -> MediaReport {
     let mut streams = vec![Stream::default(); n * group];
     let mut latency = histogram();
     let mut seconds: Vec<Second> = Vec::new();
-    let (mut stray, mut send_drops) = (0, 0);
+    let (mut stray, mut send_drops, mut mixed) = (0, 0, 0);
     for r in results {
         for (p, s) in r.sent {
             sent[p] += s;
@@ -372,6 +407,7 @@ fn report(plan: &MediaPlan, results: Vec<ThreadResult>) -> MediaReport {
             let _ = seconds[i].latency.add(&s.latency);
         }
         stray += r.stray;
+        mixed += r.mixed;
         send_drops += r.send_drops;
     }
     let (mut expected, mut received, mut with_loss, mut worst) = (0u64, 0u64, 0usize, 0f64);
@@ -423,6 +459,8 @@ fn report(plan: &MediaPlan, results: Vec<ThreadResult>) -> MediaReport {
         jitter_us_mean: jitter_sum / stream_count.max(1) as f64 / 1000.0,
         jitter_us_max: jitter_max / 1000.0,
         stray,
+        mixed,
+        mixed_pps_per_participant: mixed as f64 / secs / n.max(1) as f64,
         send_drops,
         conferences,
         timeline: seconds

@@ -223,48 +223,112 @@ pub struct Mixer {
     inputs: Vec<Input>,
     outputs: Vec<Output>,
     sum: Option<Box<[i32; FRAME]>>,
+    /// The mix of everyone, for listeners who are not talking: they all hear the same thing, so
+    /// it is limited once and encoded once per codec (a 50-person conference with 3 talkers
+    /// encodes 3 + 1 frames per codec, not 50).
+    common: Option<Common>,
+}
+
+struct Common {
+    gain: f32,
+    frame: Box<Frame>,
+    /// Per codec (PCMU, PCMA, Opus): the encoder, this tick's payload and its length, and
+    /// whether it is encoded yet. An Opus listener that starts talking switches to its own
+    /// encoder (and back): its decoder sees one frame of another encoder's state, which Opus
+    /// tolerates as it does a stream switch.
+    encoded: [Option<SharedEncoding>; 3],
+}
+
+/// One codec's encoding of the common mix: encoder, payload, its length, encoded this tick.
+type SharedEncoding = (AudioEncoder, Box<[u8; SLOT_BYTES]>, usize, bool);
+
+fn codec_slot(codec: AudioCodec) -> usize {
+    match codec {
+        AudioCodec::Pcmu => 0,
+        AudioCodec::Pcma => 1,
+        AudioCodec::Opus => 2,
+    }
 }
 
 impl Mixer {
-    /// Sets (or clears, with `None`) a member's audio. Allocates its buffers and codecs.
+    /// Sets (or clears, with `None`) a member's audio. Allocates its buffers and codecs. A
+    /// member keeps its place (inputs and outputs stay in join order, like the worker's roster).
     pub fn set_member(&mut self, member: u64, setup: Option<AudioSetup>) {
-        self.remove(member);
-        let Some(setup) = setup else { return };
-        let Some((pt, codec)) = setup.codec else {
+        let input_at = self.inputs.iter().position(|i| i.member == member);
+        let output_at = self.outputs.iter().position(|o| o.member == member);
+        let setup = setup.and_then(|s| Some((s, s.codec?)));
+        let Some((setup, (pt, codec))) = setup else {
+            self.remove(member);
             return;
         };
-        if let Ok(decoder) = AudioDecoder::new(codec) {
-            self.inputs.push(Input {
-                member,
-                pt,
-                dtmf_pt: setup.dtmf_pt,
-                decoder,
-                jitter: Jitter::new(),
-                payload: Box::new([0; SLOT_BYTES]),
-                frame: Box::new([0; FRAME]),
-                active: false,
-                hangover: 0,
-                level: 0,
-            });
+        let unchanged = |i: &Input| i.pt == pt && i.dtmf_pt == setup.dtmf_pt;
+        match input_at {
+            // Same codec (a re-INVITE that moved an address): keep its jitter buffer and state.
+            Some(at) if unchanged(&self.inputs[at]) => {}
+            _ => {
+                if let Some(at) = input_at {
+                    self.inputs.remove(at);
+                }
+                if let Ok(decoder) = AudioDecoder::new(codec) {
+                    let input = Input {
+                        member,
+                        pt,
+                        dtmf_pt: setup.dtmf_pt,
+                        decoder,
+                        jitter: Jitter::new(),
+                        payload: Box::new([0; SLOT_BYTES]),
+                        frame: Box::new([0; FRAME]),
+                        active: false,
+                        hangover: 0,
+                        level: 0,
+                    };
+                    self.inputs
+                        .insert(input_at.unwrap_or(self.inputs.len()), input);
+                }
+            }
         }
-        if setup.mode == AudioMode::Mix {
-            if let Ok(encoder) = AudioEncoder::new(codec) {
-                self.outputs.push(Output {
-                    member,
-                    pt,
-                    codec,
-                    encoder,
-                    ssrc: rand::random(),
-                    seq: rand::random(),
-                    timestamp: rand::random(),
-                    gain: 1.0,
-                    frame: Box::new([0; FRAME]),
-                    packet: Box::new([0; 12 + SLOT_BYTES]),
-                });
+        let keep_output = output_at.is_some_and(|at| {
+            let o = &self.outputs[at];
+            setup.mode == AudioMode::Mix && o.pt == pt && o.codec == codec
+        });
+        if !keep_output {
+            if let Some(at) = output_at {
+                self.outputs.remove(at);
+            }
+            if setup.mode == AudioMode::Mix {
+                if let Ok(encoder) = AudioEncoder::new(codec) {
+                    let output = Output {
+                        member,
+                        pt,
+                        codec,
+                        encoder,
+                        ssrc: rand::random(),
+                        seq: rand::random(),
+                        timestamp: rand::random(),
+                        gain: 1.0,
+                        frame: Box::new([0; FRAME]),
+                        packet: Box::new([0; 12 + SLOT_BYTES]),
+                    };
+                    self.outputs
+                        .insert(output_at.unwrap_or(self.outputs.len()), output);
+                }
             }
         }
         if self.sum.is_none() {
             self.sum = Some(Box::new([0; FRAME]));
+        }
+        let common = self.common.get_or_insert_with(|| Common {
+            gain: 1.0,
+            frame: Box::new([0; FRAME]),
+            encoded: std::array::from_fn(|_| None),
+        });
+        if setup.mode == AudioMode::Mix {
+            let slot = &mut common.encoded[codec_slot(codec)];
+            if slot.is_none() {
+                if let Ok(encoder) = AudioEncoder::new(codec) {
+                    *slot = Some((encoder, Box::new([0; SLOT_BYTES]), 0, false));
+                }
+            }
         }
     }
 
@@ -276,11 +340,6 @@ impl Mixer {
     /// Whether anyone hears the mix (the worker runs the 20 ms clock only then).
     pub fn has_outputs(&self) -> bool {
         !self.outputs.is_empty()
-    }
-
-    /// Whether `member` gets the mix instead of forwarded audio.
-    pub fn mixes_for(&self, member: u64) -> bool {
-        self.outputs.iter().any(|o| o.member == member)
     }
 
     /// Talking now (a loud frame within the last 300 ms).
@@ -309,7 +368,7 @@ impl Mixer {
 
     /// One 20 ms step: mixes and calls `send(member, rtp_packet)` for every mix-mode member.
     pub fn tick(&mut self, mut send: impl FnMut(u64, &[u8])) {
-        let Some(sum) = self.sum.as_deref_mut() else {
+        let (Some(sum), Some(common)) = (self.sum.as_deref_mut(), self.common.as_mut()) else {
             return;
         };
         sum.fill(0);
@@ -342,13 +401,35 @@ impl Mixer {
                 *acc += i32::from(*s);
             }
         }
+        let mut common_ready = false;
+        for (_, _, _, done) in common.encoded.iter_mut().flatten() {
+            *done = false;
+        }
         for out in self.outputs.iter_mut() {
             let own = self
                 .inputs
                 .iter()
                 .find(|i| i.member == out.member && i.active);
-            limit(sum, own.map(|i| &*i.frame), &mut out.gain, &mut out.frame);
-            let n = out.encoder.encode(&out.frame, &mut out.packet[12..]);
+            let shared = common.encoded[codec_slot(out.codec)].as_mut();
+            let n = match (own, shared) {
+                // A listener that is not talking hears the common mix, encoded once per codec.
+                (None, Some((encoder, payload, len, done))) => {
+                    if !common_ready {
+                        limit(sum, None, &mut common.gain, &mut common.frame);
+                        common_ready = true;
+                    }
+                    if !*done {
+                        *len = encoder.encode(&common.frame, &mut payload[..]);
+                        *done = true;
+                    }
+                    out.packet[12..12 + *len].copy_from_slice(&payload[..*len]);
+                    *len
+                }
+                _ => {
+                    limit(sum, own.map(|i| &*i.frame), &mut out.gain, &mut out.frame);
+                    out.encoder.encode(&out.frame, &mut out.packet[12..])
+                }
+            };
             out.seq = out.seq.wrapping_add(1);
             out.timestamp = out.timestamp.wrapping_add(out.codec.timestamp_step());
             let header = &mut out.packet[..12];

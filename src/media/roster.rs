@@ -88,6 +88,14 @@ impl Member {
         s
     }
 
+    /// Whether the member gets the audio mix instead of forwarded audio (the mixer has an
+    /// output for exactly these members).
+    pub fn hears_mix(&self) -> bool {
+        self.config
+            .audio
+            .is_some_and(|a| a.mode == super::mixer::AudioMode::Mix && a.codec.is_some())
+    }
+
     /// Where this member receives RTP (or RTCP) of `kind`, if the focus sends to it.
     pub fn destination(&self, kind: usize, rtcp: bool) -> Option<(SocketAddr, bool)> {
         let s = self.config.streams[kind].as_ref().filter(|s| s.send)?;

@@ -487,10 +487,17 @@ fn mix(state: &mut State, fds: [RawFd; 4], out: &mut Outbox) {
         shared,
         ..
     } = state;
+    // Outputs come in join order, as members do: one walk finds them all.
+    let mut cursor = 0;
     mixer.tick(|member, packet| {
-        let Some(m) = members.iter_mut().find(|m| m.config.id == member) else {
-            return;
-        };
+        let found = members[cursor..]
+            .iter()
+            .position(|m| m.config.id == member)
+            .map(|at| cursor + at)
+            .or_else(|| members.iter().position(|m| m.config.id == member));
+        let Some(at) = found else { return };
+        cursor = at + 1;
+        let m = &mut members[at];
         let Some((dest, _)) = m.destination(AUDIO, false) else {
             return;
         };
@@ -622,7 +629,7 @@ fn forward(
             continue;
         }
         // A member that hears the mix gets no forwarded audio (nor its RTCP).
-        if kind == AUDIO && state.mixer.mixes_for(m.config.id) {
+        if kind == AUDIO && m.hears_mix() {
             continue;
         }
         let Some((dest, via_rtcp_socket)) = m.destination(kind, is_rtcp) else {

@@ -205,3 +205,55 @@ fn three_softphones_each_hear_the_other_two_and_not_themselves() {
         }
     }
 }
+
+#[test]
+fn conference_setting_and_join_parameter_choose_the_audio_mode() {
+    let server = Server::start();
+    let v: serde_json::Value = server
+        .http()
+        .post(server.url("/api/v1/conferences"))
+        .basic_auth("alice", Some(common::password("alice")))
+        .json(&serde_json::json!({ "name": "an SFU room", "audio": "forward" }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["audio"], "forward", "{v}");
+    let (conf, pin) = (v["id"].as_str().unwrap(), v["pin"].as_str().unwrap());
+    let mut calls = Vec::new();
+    for (user, uri) in [
+        ("alice", server.join_uri(conf, pin)),
+        ("bob", format!("{};audio=mix", server.join_uri(conf, pin))),
+    ] {
+        let rtp = common::rtp::RtpPeer::bind("127.0.0.1", 1);
+        let mut ua = common::ua::Ua::new(user, server.sip);
+        let call = ua.invite(&uri, &rtp.offer(), None, &[]).expect("join");
+        calls.push((ua, call, rtp));
+    }
+    let info = server.get(&format!("/api/v1/conferences/{conf}"));
+    assert_eq!(info["audio"], "forward");
+    let modes: Vec<_> = info["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["user"].clone(), p["audio_mode"].clone()))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("alice".into(), "forward".into()),
+            ("bob".into(), "mix".into())
+        ]
+    );
+    let refused = server
+        .http()
+        .post(server.url("/api/v1/conferences"))
+        .basic_auth("alice", Some(common::password("alice")))
+        .json(&serde_json::json!({ "audio": "loud" }))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    for (mut ua, mut call, _) in calls {
+        assert_eq!(ua.bye(&mut call).status, 200);
+    }
+}

@@ -96,6 +96,8 @@ async fn user_of(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
 struct CreateConference {
     name: Option<String>,
     pin: Option<String>,
+    /// `mix` or `forward`: how participants hear audio unless their join says otherwise.
+    audio: Option<String>,
 }
 
 async fn create_conference(
@@ -114,12 +116,25 @@ async fn create_conference(
         Some(_) => return Err(ApiError::BadRequest("pin must be 4 to 12 digits".into())),
         None => crate::ids::pin(),
     };
+    let audio = match req.audio.as_deref() {
+        None => None,
+        Some(a @ ("mix" | "forward")) => Some(a),
+        Some(_) => return Err(ApiError::BadRequest("audio must be mix or forward".into())),
+    };
     let row = app.conferences.open(&name, &pin, &owner).await?;
+    if audio.is_some() {
+        app.store
+            .set_audio(&row.id, audio)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
     tracing::info!(conference = %row.id, %owner, "conference opened over HTTP");
     let uri = app.conference_uri(&row.id).to_string();
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": row.id, "uri": uri, "name": row.name, "pin": row.pin})),
+        Json(
+            json!({"id": row.id, "uri": uri, "name": row.name, "pin": row.pin, "audio": audio.unwrap_or("mix")}),
+        ),
     ))
 }
 
@@ -158,6 +173,7 @@ async fn get_conference(
         "owner": row.owner,
         "created_at": row.created_at,
         "state": row.state,
+        "audio": row.audio.as_deref().unwrap_or("mix"),
         "media_port": port,
         "worker": worker,
         "participants": roster,

@@ -204,8 +204,11 @@ impl App {
             joined_at: unix_now(),
             route: crate::conference::MediaRoute::Dedicated,
             switch_tried: false,
-            // A called phone plays one stream.
-            audio_mode: crate::conference::AudioMode::Mix,
+            // A called phone plays one stream, unless the conference forwards.
+            audio_mode: match conf.row.audio.as_deref() {
+                Some("forward") => crate::conference::AudioMode::Forward,
+                _ => crate::conference::AudioMode::Mix,
+            },
             local_sdp: Some(offer.clone()),
         };
         let _known = self.conferences.join(conf, p, branch.peer.addr.ip());

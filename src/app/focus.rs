@@ -172,7 +172,7 @@ impl App {
             joined_at: unix_now(),
             route,
             switch_tried: false,
-            audio_mode: audio_mode_of(req),
+            audio_mode: audio_mode_of(req, row),
             local_sdp: Some(body.clone()),
         };
         self.pending_acks
@@ -384,15 +384,16 @@ fn pin_of(req: &Request) -> Option<String> {
 }
 
 /// How the joiner hears the conference's audio: `;audio=forward` or `;audio=mix` on the
-/// Request-URI, or an `X-Conference-Audio` header; the mix otherwise (a SIP phone plays one
-/// stream).
-fn audio_mode_of(req: &Request) -> AudioMode {
+/// Request-URI, or an `X-Conference-Audio` header; else the conference's setting; else the mix
+/// (a SIP phone plays one stream).
+fn audio_mode_of(req: &Request, row: &ConferenceRow) -> AudioMode {
     let asked = req
         .uri
         .param("audio")
         .flatten()
         .map(str::to_string)
-        .or_else(|| req.headers.get_other(HDR_AUDIO).map(|v| v.to_string()));
+        .or_else(|| req.headers.get_other(HDR_AUDIO).map(|v| v.to_string()))
+        .or_else(|| row.audio.clone());
     match asked.as_deref().map(str::trim) {
         Some(v) if v.eq_ignore_ascii_case("forward") => AudioMode::Forward,
         _ => AudioMode::Mix,

@@ -57,6 +57,9 @@ pub struct ConferenceRow {
     /// Seconds since the Unix epoch.
     pub created_at: i64,
     pub state: String,
+    /// How its participants hear audio unless a join says otherwise: `mix` or `forward`
+    /// (`None`: the server's default, the mix).
+    pub audio: Option<String>,
 }
 
 #[derive(Clone)]
@@ -103,6 +106,15 @@ impl Store {
             .await?;
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&pool).await?;
+        }
+        // Columns added after the first release: databases made before them get them here
+        // (SQLite has no ADD COLUMN IF NOT EXISTS; "duplicate column" means it is there).
+        for stmt in ["ALTER TABLE conferences ADD COLUMN audio TEXT"] {
+            if let Err(e) = sqlx::query(stmt).execute(&pool).await {
+                if !e.to_string().contains("duplicate column") {
+                    return Err(e.into());
+                }
+            }
         }
         Ok(Self { pool })
     }
@@ -176,12 +188,22 @@ impl Store {
                 owner: owner.into(),
                 created_at,
                 state: "open".into(),
+                audio: None,
             }),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 Err(StoreError::Exists(id.into()))
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    pub async fn set_audio(&self, id: &str, audio: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE conferences SET audio = ? WHERE id = ?")
+            .bind(audio)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn set_state(&self, id: &str, state: &str) -> Result<(), StoreError> {
@@ -195,7 +217,7 @@ impl Store {
 
     pub async fn conference(&self, id: &str) -> Result<Option<ConferenceRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, pin, owner, created_at, state FROM conferences WHERE id = ?",
+            "SELECT id, name, pin, owner, created_at, state, audio FROM conferences WHERE id = ?",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -207,6 +229,7 @@ impl Store {
             owner: r.get(3),
             created_at: r.get(4),
             state: r.get(5),
+            audio: r.get(6),
         }))
     }
 }

@@ -117,6 +117,24 @@ impl AudioDecoder {
     }
 }
 
+impl AudioDecoder {
+    /// Rebuilds a lost frame from the forward error correction carried in the next packet
+    /// (Opus in-band FEC; without FEC data libopus conceals). G.711 has none: it conceals.
+    pub fn recover(&mut self, next: &[u8], out: &mut Frame) {
+        match self {
+            Self::Opus(d) => {
+                let n = d
+                    .decode(Some(next), &mut out[..], true)
+                    .ok()
+                    .unwrap_or(0)
+                    .min(FRAME);
+                out[n..].fill(0);
+            }
+            Self::G711 { .. } => self.decode(None, out),
+        }
+    }
+}
+
 /// Encodes one participant's mix.
 pub enum AudioEncoder {
     G711 { alaw: bool },

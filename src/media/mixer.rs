@@ -141,28 +141,29 @@ impl Jitter {
         }
     }
 
-    /// The payload to play this tick: `Some(Some(p))` a packet, `Some(None)` a loss to conceal,
-    /// `None` nothing to play (not started, or given up).
-    fn pop(&mut self, out: &mut [u8; SLOT_BYTES]) -> Option<Option<usize>> {
+    /// What to play this tick (the payload, if any, copied into `out`); `None` when there is
+    /// nothing to play (not started, or given up).
+    fn pop(&mut self, out: &mut [u8; SLOT_BYTES]) -> Option<Play> {
         let next = match self.next {
             Some(n) => n,
             None => {
                 if self.buffered() < self.depth {
                     return None;
                 }
+                let reference = self.slots.iter().find(|s| s.filled)?.seq;
                 let first = self
                     .slots
                     .iter()
                     .filter(|s| s.filled)
                     .map(|s| s.seq)
-                    .min_by_key(|s| s.wrapping_sub(self.slots[0].seq) as i16)?;
+                    .min_by_key(|s| s.wrapping_sub(reference) as i16)?;
                 self.next = Some(first);
                 first
             }
         };
         if self.hold > 0 {
             self.hold -= 1;
-            return Some(None);
+            return Some(Play::Conceal);
         }
         // Too deep for long (the sender's clock runs fast, or a burst arrived): skip one.
         let next = if self.buffered() > self.depth + 3 {
@@ -178,7 +179,7 @@ impl Jitter {
             slot.filled = false;
             out[..slot.len].copy_from_slice(&slot.data[..slot.len]);
             self.missing_in_a_row = 0;
-            Some(Some(slot.len))
+            Some(Play::Packet(slot.len))
         } else {
             self.missing_in_a_row += 1;
             if self.missing_in_a_row > GIVE_UP {
@@ -186,9 +187,28 @@ impl Jitter {
                 self.depth = START_DEPTH;
                 return None;
             }
-            Some(None)
+            // The following packet may carry this one's forward error correction (Opus
+            // in-band FEC): lend it, without consuming it.
+            let after = next.wrapping_add(1);
+            let following = &self.slots[usize::from(after) % SLOTS];
+            if following.filled && following.seq == after {
+                out[..following.len].copy_from_slice(&following.data[..following.len]);
+                return Some(Play::Recover(following.len));
+            }
+            Some(Play::Conceal)
         }
     }
+}
+
+/// What an input plays in one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Play {
+    /// Its packet (this many bytes).
+    Packet(usize),
+    /// A lost packet, rebuilt from the next one's FEC where the codec has it (this many bytes).
+    Recover(usize),
+    /// A lost packet, concealed.
+    Conceal,
 }
 
 struct Input {
@@ -380,9 +400,13 @@ impl Mixer {
                 input.level = 0;
                 continue;
             };
-            input
-                .decoder
-                .decode(payload.map(|n| &input.payload[..n]), &mut input.frame);
+            match payload {
+                Play::Packet(n) => input
+                    .decoder
+                    .decode(Some(&input.payload[..n]), &mut input.frame),
+                Play::Recover(n) => input.decoder.recover(&input.payload[..n], &mut input.frame),
+                Play::Conceal => input.decoder.decode(None, &mut input.frame),
+            }
             let level = input
                 .frame
                 .iter()
@@ -654,12 +678,26 @@ mod tests {
         let mut out = [0u8; SLOT_BYTES];
         j.push(0, b"a");
         j.push(1, b"b");
-        assert_eq!(j.pop(&mut out), Some(Some(1)));
-        assert_eq!(j.pop(&mut out), Some(Some(1)));
-        assert_eq!(j.pop(&mut out), Some(None), "seq 2 missing: conceal");
+        assert_eq!(j.pop(&mut out), Some(Play::Packet(1)));
+        assert_eq!(j.pop(&mut out), Some(Play::Packet(1)));
+        assert_eq!(
+            j.pop(&mut out),
+            Some(Play::Conceal),
+            "seq 2 missing: conceal"
+        );
         j.push(2, b"late");
         assert_eq!(j.late, 1);
         assert_eq!(j.depth, START_DEPTH + 1);
+        // A loss followed by a packet lends that packet for FEC, then plays it.
+        j.hold = 0;
+        j.push(4, b"four");
+        assert_eq!(
+            j.pop(&mut out),
+            Some(Play::Recover(4)),
+            "seq 3 from 4's FEC"
+        );
+        assert_eq!(&out[..4], b"four");
+        assert_eq!(j.pop(&mut out), Some(Play::Packet(4)));
         // A far jump resynchronises instead of waiting.
         j.push(500, b"x");
         assert!(j.next.is_none());

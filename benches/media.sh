@@ -17,7 +17,7 @@
 set -euo pipefail
 quick=${1:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --workspace --manifest-path "$root/Cargo.toml"
+cargo build --release --quiet --features load --manifest-path "$root/Cargo.toml"
 bin="$root/target/release"
 out=${OUT:-$root/target/bench-media}
 mkdir -p "$out"

@@ -7,7 +7,7 @@
 #   benches/mix.sh [N ...]        (default: 100 200 400 800 1200)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --workspace --manifest-path "$root/Cargo.toml"
+cargo build --release --quiet --features load --manifest-path "$root/Cargo.toml"
 bin="$root/target/release"
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT

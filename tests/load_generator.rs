@@ -1,5 +1,7 @@
 //! The load generator (`convoke-load`, a workspace binary) against the real server, against the
-//! reference forwarder, and as a pure SIP load tool against SIPp's UAS.
+//! reference forwarder, and as a pure SIP load tool against SIPp's UAS. Needs the `load`
+//! feature (the README's test command enables it).
+#![cfg(feature = "load")]
 
 mod common;
 

@@ -213,6 +213,7 @@ fn keeps_crashing(mode: &[&str]) {
 
 /// The generator's conference load (20 conferences of 3, 50 pps each, real SIP joins) runs
 /// while one worker is crashed: every other conference receives every packet.
+#[cfg(feature = "load")]
 fn crash_under_load(mode: &[&str], fault: Fault) {
     let server = Server::start_with(mode);
     let args = common::load::conference_args(
@@ -274,11 +275,13 @@ fn crash_under_load(mode: &[&str], fault: Fault) {
     assert_eq!(entry["restarts"], 1, "{w}");
 }
 
+#[cfg(feature = "load")]
 #[test]
 fn task_panic_under_load_loses_nothing_elsewhere() {
     crash_under_load(&["--isolation", "task"], Fault::Panic);
 }
 
+#[cfg(feature = "load")]
 #[test]
 fn process_sigkill_under_load_loses_nothing_elsewhere() {
     crash_under_load(&["--isolation", "process"], Fault::Kill);

@@ -1,16 +1,10 @@
-//! Runs of the load generator (`convoke-load`, built beside `convoke` by any workspace build).
+//! Runs of the load generator (`convoke-load`, built with the `load` feature).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 pub fn load_bin() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_convoke")).with_file_name("convoke-load");
-    assert!(
-        bin.exists(),
-        "{} is missing: build the workspace (cargo nextest run --workspace)",
-        bin.display()
-    );
-    bin
+    PathBuf::from(env!("CARGO_BIN_EXE_convoke-load"))
 }
 
 /// A generator run in the background; `finish` waits for it and returns its JSON report.

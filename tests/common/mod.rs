@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+#[cfg(feature = "load")]
 pub mod load;
 pub mod netns;
 pub mod relay;

@@ -566,20 +566,6 @@ mod tests {
         heard
     }
 
-    /// Goertzel power of `freq` in 8 kHz samples, relative to the signal's power.
-    fn share_of(samples: &[i16], freq: f64) -> f64 {
-        let w = freq * std::f64::consts::TAU / 8000.0;
-        let (mut s1, mut s2) = (0.0, 0.0);
-        for &x in samples {
-            let s = f64::from(x) + 2.0 * w.cos() * s1 - s2;
-            s2 = s1;
-            s1 = s;
-        }
-        let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
-        let total: f64 = samples.iter().map(|&x| f64::from(x).powi(2)).sum();
-        2.0 * power / (total * samples.len() as f64).max(1.0)
-    }
-
     #[test]
     fn everyone_hears_the_others_and_not_themselves() {
         let freqs = [(1, 400.0), (2, 700.0), (3, 1100.0)];
@@ -593,7 +579,7 @@ mod tests {
         for (id, own) in freqs {
             let got = &heard[&id][160 * 10..];
             for (other, f) in freqs {
-                let share = share_of(got, f);
+                let share = crate::media::analysis::tone_share(got, 8000, f);
                 if other == id {
                     assert!(share < 0.02, "{id} hears itself: {share}");
                 } else {

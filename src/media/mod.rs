@@ -1,6 +1,7 @@
 //! The media plane: one worker per conference owns that conference's UDP ports and forwards
 //! RTP and RTCP among its members.
 
+pub mod analysis;
 pub mod batch;
 pub mod codec;
 pub mod mixer;

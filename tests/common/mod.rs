@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
 #[cfg(feature = "load")]
 pub mod load;
 pub mod netns;

@@ -1,5 +1,5 @@
-//! Cost of the audio mixer per 20 ms frame: N participants in one conference, all talking, all
-//! hearing the mix, in G.711 (PCMU) and in Opus. Reported per mixed participant.
+//! Cost of the audio mixer per 20 ms frame: N participants in one conference, all hearing the
+//! mix, in G.711 (PCMU), G.722 and Opus. Reported per mixed participant.
 //!
 //!   cargo bench --bench mixer
 
@@ -35,7 +35,7 @@ fn packets(
                     rtp[2..4].copy_from_slice(&f.to_be_bytes());
                     let mut payload = [0u8; 1500];
                     let n = match codec {
-                        AudioCodec::Opus => enc.encode(&frame, &mut payload),
+                        AudioCodec::Opus | AudioCodec::G722 => enc.encode(&frame, &mut payload),
                         _ => {
                             for (i, chunk) in frame.chunks_exact(6).enumerate() {
                                 payload[i] = ulaw_encode(chunk[0]);

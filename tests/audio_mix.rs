@@ -1,8 +1,7 @@
 //! Audio mixing with real softphones: three baresip instances (Debian `baresip-core`), each
 //! playing its own tone from a WAV file (`aufile`) and recording what it hears (`sndfile`), join
 //! one conference (SIP phones hear the mix by default). Each recording must contain the other two tones and not its
-//! own (Goertzel). The third phone speaks Opus while the others speak PCMU: the mixer bridges
-//! the codecs.
+//! own (Goertzel). The phones speak PCMU, G.722 and Opus: the mixer bridges the codecs.
 
 mod common;
 
@@ -20,11 +19,12 @@ struct Phone {
 
 fn phone(name: &'static str, freq: f64, codec: &str, uri: &str) -> Phone {
     let dir = tempfile::tempdir().unwrap();
-    // baresip 1.0's aufile source needs the codec's rate and channels (Opus: 48 kHz stereo).
-    let (rate, channels) = if codec.starts_with("opus") {
-        (48000, 2)
-    } else {
-        (8000, 1)
+    // baresip 1.0's aufile source needs the codec's rate and channels (Opus: 48 kHz stereo;
+    // G.722: 16 kHz).
+    let (rate, channels) = match codec {
+        c if c.starts_with("opus") => (48000, 2),
+        c if c.starts_with("G722") => (16000, 1),
+        _ => (8000, 1),
     };
     let wav = dir.path().join("tone.wav");
     tone_wav(&wav, freq, rate, channels, 12);
@@ -47,7 +47,7 @@ fn three_softphones_each_hear_the_other_two_and_not_themselves() {
     let phones = vec![
         phone("tone-c", 1300.0, "opus/48000/2", &uri),
         phone("tone-a", 500.0, "PCMU", &uri),
-        phone("tone-b", 900.0, "PCMU", &uri),
+        phone("tone-b", 900.0, "G722/16000/1", &uri),
     ];
     // Mid-call: everyone is in and (by the levels) talking.
     std::thread::sleep(Duration::from_secs(5));

@@ -1,6 +1,6 @@
 //! The media fast path allocates nothing per packet: a real worker (task isolation) on loopback
 //! sockets forwards 20 000 packets between two members while a counting global allocator
-//! watches the whole process; and the mixer allocates nothing per frame (G.711 and Opus).
+//! watches the whole process; and the mixer allocates nothing per frame (G.711, G.722, Opus).
 //! (Each test runs in its own process under nextest, so the counter sees one test.)
 
 use convoke::config::PortSpec;
@@ -152,7 +152,7 @@ fn mixing_allocates_nothing_per_frame(codec: AudioCodec, pt: u8) {
             p[2..4].copy_from_slice(&f.to_be_bytes());
             let mut payload = [0u8; 1500];
             let n = match codec {
-                AudioCodec::Opus => encoder.encode(&frame, &mut payload),
+                AudioCodec::Opus | AudioCodec::G722 => encoder.encode(&frame, &mut payload),
                 _ => {
                     for (i, c) in frame.chunks_exact(6).enumerate() {
                         payload[i] = ulaw_encode(c[0]);
@@ -201,4 +201,9 @@ fn g711_mixing_allocates_nothing_per_frame() {
 #[test]
 fn opus_mixing_allocates_nothing_per_frame() {
     mixing_allocates_nothing_per_frame(AudioCodec::Opus, 111);
+}
+
+#[test]
+fn g722_mixing_allocates_nothing_per_frame() {
+    mixing_allocates_nothing_per_frame(AudioCodec::G722, 9);
 }

@@ -14,9 +14,6 @@ pub struct LocalMedia {
     pub video_port: Option<u16>,
     pub session_id: u64,
     pub session_version: u64,
-    /// Audio codecs to keep out of the answer when the offer has any other audio codec (the
-    /// focus mixes some codecs and not others: a phone that hears the mix must use one it mixes).
-    pub avoid_audio: &'static [&'static str],
 }
 
 /// One accepted stream, from the point of view of the focus.
@@ -172,24 +169,12 @@ pub fn answer(
         let taken = streams
             .iter()
             .any(|s: &NegotiatedStream| Some(s.kind) == kind);
-        let mut codecs = match (kind, port) {
+        let codecs = match (kind, port) {
             (Some(k), Some(_)) if m.port != 0 && accepts_proto(&m.proto) && !taken => {
                 common_codecs(m, k)
             }
             _ => Vec::new(),
         };
-        if kind == Some(MediaKind::Audio) {
-            let avoided = |c: &Codec| {
-                local
-                    .avoid_audio
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(c.name))
-            };
-            let usable = codecs.iter().any(|(_, c)| !c.is_dtmf() && !avoided(c));
-            if usable {
-                codecs.retain(|(_, c)| !avoided(c));
-            }
-        }
         let (Some(kind), Some(port), false) = (kind, port, codecs.is_empty()) else {
             // §6: a refused stream keeps its m-line with port 0.
             sd.media.push(MediaDescription {
@@ -250,12 +235,6 @@ pub fn offer(local: &LocalMedia) -> SessionDescription {
         let codecs: Vec<(u8, &'static Codec)> = SUPPORTED_CODECS
             .iter()
             .filter(|c| c.kind == kind)
-            .filter(|c| {
-                !local
-                    .avoid_audio
-                    .iter()
-                    .any(|a| a.eq_ignore_ascii_case(c.name))
-            })
             .map(|c| (c.offer_pt, c))
             .collect();
         let mut attributes = codec_attributes(&codecs, None);
@@ -313,30 +292,6 @@ pub fn streams_of_answer(
 mod tests {
     use super::*;
 
-    #[test]
-    fn avoided_audio_codecs_leave_the_answer_when_another_is_offered() {
-        let offer =
-            |fmts: &str, maps: &str| sd(&format!("{BASE}m=audio 4000 RTP/AVP {fmts}\r\n{maps}"));
-        let local = LocalMedia {
-            avoid_audio: &["G722"],
-            ..local()
-        };
-        let (_, streams) = answer(
-            &offer("9 0 101", "a=rtpmap:101 telephone-event/8000\r\n"),
-            &local,
-        )
-        .unwrap();
-        let names: Vec<_> = streams[0]
-            .payload_types
-            .iter()
-            .map(|(_, c)| c.name)
-            .collect();
-        assert_eq!(names, ["PCMU", "telephone-event"]);
-        // G.722 alone is still accepted.
-        let (_, streams) = answer(&offer("9", ""), &local).unwrap();
-        assert_eq!(streams[0].payload_types[0].1.name, "G722");
-    }
-
     fn local() -> LocalMedia {
         LocalMedia {
             address: "127.0.0.1".into(),
@@ -344,7 +299,6 @@ mod tests {
             video_port: Some(20002),
             session_id: 1,
             session_version: 1,
-            avoid_audio: &[],
         }
     }
 

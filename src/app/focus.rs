@@ -225,9 +225,6 @@ impl App {
             video_port: Some(video_port),
             session_id: conf.row.created_at as u64,
             session_version: conf.next_sdp_version(),
-            // The mixer cannot decode or encode G.722 yet: phones that can speak something
-            // else are answered without it.
-            avoid_audio: &["G722"],
         }
     }
 

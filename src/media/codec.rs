@@ -1,7 +1,10 @@
 //! Audio codecs of the mixer: G.711 µ-law and A-law (ITU-T G.711, by the classic
-//! segment/quantisation algorithm) and Opus (libopus through `audiopus`). Everything is decoded
-//! to, mixed at and encoded from 48 kHz mono frames of 20 ms. No allocation per frame.
+//! segment/quantisation algorithm), G.722 (the pure-Rust SB-ADPCM of the `audio-codec` crate)
+//! and Opus (libopus through `audiopus`). Everything is decoded to, mixed at and encoded from
+//! 48 kHz mono frames of 20 ms. No allocation per frame.
 
+use audio_codec::g722::{G722Decoder, G722Encoder};
+use audio_codec::{Decoder as _, Encoder as _};
 use audiopus::coder::{Decoder, Encoder};
 use audiopus::{Application, Channels, SampleRate};
 
@@ -11,6 +14,9 @@ pub const FRAME: usize = 960;
 const UP: usize = 6;
 /// Samples in one 20 ms frame at 8 kHz.
 const NARROW: usize = FRAME / UP;
+/// 48 kHz samples per 16 kHz (G.722) sample, and a 20 ms frame at 16 kHz.
+const UP_WIDE: usize = 3;
+const WIDE: usize = FRAME / UP_WIDE;
 
 pub type Frame = [i16; FRAME];
 
@@ -19,24 +25,26 @@ pub type Frame = [i16; FRAME];
 pub enum AudioCodec {
     Pcmu,
     Pcma,
+    G722,
     Opus,
 }
 
 impl AudioCodec {
-    /// From an SDP encoding name; `None` for codecs the mixer does not handle (G.722 yet).
+    /// From an SDP encoding name; `None` for codecs the mixer does not handle.
     pub fn from_name(name: &str) -> Option<Self> {
         match name.to_ascii_lowercase().as_str() {
             "pcmu" => Some(Self::Pcmu),
             "pcma" => Some(Self::Pcma),
+            "g722" => Some(Self::G722),
             "opus" => Some(Self::Opus),
             _ => None,
         }
     }
 
-    /// RTP timestamp units per 20 ms frame.
+    /// RTP timestamp units per 20 ms frame (G.722's RTP clock is 8 kHz, RFC 3551).
     pub fn timestamp_step(self) -> u32 {
         match self {
-            Self::Pcmu | Self::Pcma => 160,
+            Self::Pcmu | Self::Pcma | Self::G722 => 160,
             Self::Opus => 960,
         }
     }
@@ -52,11 +60,65 @@ pub enum AudioDecoder {
         alaw: bool,
         /// Last 8 kHz sample of the previous frame, for interpolation across frames.
         last: i16,
-        /// The previous frame, repeated (fading) when a packet is lost.
-        previous: Box<Frame>,
-        fade: u8,
+        concealer: Concealer,
+    },
+    G722 {
+        decoder: Box<G722Decoder>,
+        wide: Box<[i16; WIDE]>,
+        last: i16,
+        concealer: Concealer,
     },
     Opus(Decoder),
+}
+
+/// Loss concealment for codecs without their own: the last good frame again, halved for every
+/// frame lost in a row.
+pub struct Concealer {
+    previous: Box<Frame>,
+    lost: u8,
+}
+
+impl Concealer {
+    fn new() -> Self {
+        Self {
+            previous: Box::new([0; FRAME]),
+            lost: 0,
+        }
+    }
+
+    fn conceal(&mut self, out: &mut Frame) {
+        self.lost = self.lost.saturating_add(1);
+        let shift = self.lost.min(15);
+        for (o, p) in out.iter_mut().zip(self.previous.iter()) {
+            *o = p >> shift;
+        }
+    }
+
+    fn keep(&mut self, good: &Frame) {
+        self.lost = 0;
+        self.previous.copy_from_slice(good);
+    }
+}
+
+/// Linear interpolation up by `factor`, from the previous frame's last sample (kept in `last`).
+fn upsample(input: &[i16], factor: usize, last: &mut i16, out: &mut Frame) {
+    for (i, &s) in input.iter().enumerate().take(FRAME / factor) {
+        let (a, b) = (i32::from(*last), i32::from(s));
+        for k in 0..factor {
+            out[i * factor + k] = (a + (b - a) * (k as i32 + 1) / factor as i32) as i16;
+        }
+        *last = s;
+    }
+}
+
+/// Down by `factor`, averaging each group (a crude low-pass, enough below the target band).
+fn downsample(frame: &Frame, factor: usize, mut each: impl FnMut(usize, i16)) {
+    for (i, chunk) in frame.chunks_exact(factor).enumerate() {
+        each(
+            i,
+            (chunk.iter().map(|&x| i32::from(x)).sum::<i32>() / factor as i32) as i16,
+        );
+    }
 }
 
 impl AudioDecoder {
@@ -65,48 +127,57 @@ impl AudioDecoder {
             AudioCodec::Pcmu | AudioCodec::Pcma => Self::G711 {
                 alaw: codec == AudioCodec::Pcma,
                 last: 0,
-                previous: Box::new([0; FRAME]),
-                fade: 0,
+                concealer: Concealer::new(),
+            },
+            AudioCodec::G722 => Self::G722 {
+                decoder: Box::new(G722Decoder::new()),
+                wide: Box::new([0; WIDE]),
+                last: 0,
+                concealer: Concealer::new(),
             },
             AudioCodec::Opus => Self::Opus(Decoder::new(SampleRate::Hz48000, Channels::Mono)?),
         })
     }
 
     /// Decodes `payload` into `out`, or conceals a lost packet when `payload` is `None`
-    /// (G.711: the last frame again, halved each time; Opus: its own loss concealment).
+    /// (G.711 and G.722: the last frame again, halved each time; Opus: its own concealment).
     pub fn decode(&mut self, payload: Option<&[u8]>, out: &mut Frame) {
         match self {
             Self::G711 {
                 alaw,
                 last,
-                previous,
-                fade,
+                concealer,
             } => {
                 let Some(payload) = payload else {
-                    *fade = fade.saturating_add(1);
-                    let shift = (*fade).min(15);
-                    for (o, p) in out.iter_mut().zip(previous.iter()) {
-                        *o = p >> shift;
-                    }
-                    return;
+                    return concealer.conceal(out);
                 };
-                *fade = 0;
-                let n = payload.len().min(NARROW);
-                for i in 0..NARROW {
-                    let byte = if i < n { payload[i] } else { 0xff };
-                    let s = if *alaw {
+                let mut narrow = [0i16; NARROW];
+                for (i, n) in narrow.iter_mut().enumerate() {
+                    let byte = payload.get(i).copied().unwrap_or(0xff);
+                    *n = if *alaw {
                         alaw_decode(byte)
                     } else {
                         ulaw_decode(byte)
                     };
-                    // Linear interpolation from the previous sample to this one.
-                    let (a, b) = (i32::from(*last), i32::from(s));
-                    for k in 0..UP {
-                        out[i * UP + k] = (a + (b - a) * (k as i32 + 1) / UP as i32) as i16;
-                    }
-                    *last = s;
                 }
-                previous.copy_from_slice(out);
+                upsample(&narrow, UP, last, out);
+                concealer.keep(out);
+            }
+            Self::G722 {
+                decoder,
+                wide,
+                last,
+                concealer,
+            } => {
+                let Some(payload) = payload else {
+                    return concealer.conceal(out);
+                };
+                let n = decoder
+                    .decode_into(&payload[..payload.len().min(WIDE / 2)], &mut wide[..])
+                    .unwrap_or(0);
+                wide[n.min(WIDE)..].fill(0);
+                upsample(&wide[..], UP_WIDE, last, out);
+                concealer.keep(out);
             }
             Self::Opus(d) => {
                 let n = d.decode(payload, &mut out[..], false).ok();
@@ -130,14 +201,20 @@ impl AudioDecoder {
                     .min(FRAME);
                 out[n..].fill(0);
             }
-            Self::G711 { .. } => self.decode(None, out),
+            Self::G711 { .. } | Self::G722 { .. } => self.decode(None, out),
         }
     }
 }
 
 /// Encodes one participant's mix.
 pub enum AudioEncoder {
-    G711 { alaw: bool },
+    G711 {
+        alaw: bool,
+    },
+    G722 {
+        encoder: Box<G722Encoder>,
+        wide: Box<[i16; WIDE]>,
+    },
     Opus(Encoder),
 }
 
@@ -146,6 +223,10 @@ impl AudioEncoder {
         Ok(match codec {
             AudioCodec::Pcmu | AudioCodec::Pcma => Self::G711 {
                 alaw: codec == AudioCodec::Pcma,
+            },
+            AudioCodec::G722 => Self::G722 {
+                encoder: Box::new(G722Encoder::new()),
+                wide: Box::new([0; WIDE]),
             },
             AudioCodec::Opus => Self::Opus(Encoder::new(
                 SampleRate::Hz48000,
@@ -159,17 +240,21 @@ impl AudioEncoder {
     pub fn encode(&mut self, frame: &Frame, out: &mut [u8]) -> usize {
         match self {
             Self::G711 { alaw } => {
-                // Down to 8 kHz by averaging each group of six (a crude low-pass, enough for
-                // speech below 3.4 kHz).
-                for (i, chunk) in frame.chunks_exact(UP).enumerate().take(out.len()) {
-                    let s = (chunk.iter().map(|&x| i32::from(x)).sum::<i32>() / UP as i32) as i16;
+                if out.len() < NARROW {
+                    return 0;
+                }
+                downsample(frame, UP, |i, s| {
                     out[i] = if *alaw {
                         alaw_encode(s)
                     } else {
                         ulaw_encode(s)
                     };
-                }
-                NARROW.min(out.len())
+                });
+                NARROW
+            }
+            Self::G722 { encoder, wide } => {
+                downsample(frame, UP_WIDE, |i, s| wide[i] = s);
+                encoder.encode_into(&wide[..], out).unwrap_or(0)
             }
             Self::Opus(e) => e.encode(&frame[..], out).unwrap_or(0),
         }
@@ -284,6 +369,29 @@ mod tests {
         }
         let rms = (energy / (6 * FRAME) as f64).sqrt();
         assert!(rms > 3000.0, "rms {rms}");
+    }
+
+    #[test]
+    fn g722_round_trip_keeps_a_tone_and_its_rate() {
+        let mut enc = AudioEncoder::new(AudioCodec::G722).unwrap();
+        let mut dec = AudioDecoder::new(AudioCodec::G722).unwrap();
+        let mut payload = [0u8; 1500];
+        let mut out = [0i16; FRAME];
+        let mut heard = Vec::new();
+        for f in 0..20 {
+            let frame: Frame = std::array::from_fn(|i| {
+                let t = (f * FRAME + i) as f64 / 48000.0;
+                ((t * 1000.0 * std::f64::consts::TAU).sin() * 8000.0) as i16
+            });
+            let n = enc.encode(&frame, &mut payload);
+            assert_eq!(n, 160, "64 kbit/s: 160 bytes per 20 ms");
+            dec.decode(Some(&payload[..n]), &mut out);
+            if f >= 5 {
+                heard.extend_from_slice(&out);
+            }
+        }
+        let share = crate::media::analysis::tone_share(&heard, 48000, 1000.0);
+        assert!(share > 0.8, "1 kHz after G.722: {share}");
     }
 
     #[test]

@@ -262,11 +262,14 @@ struct Common {
 /// One codec's encoding of the common mix: encoder, payload, its length, encoded this tick.
 type SharedEncoding = (AudioEncoder, Box<[u8; SLOT_BYTES]>, usize, bool);
 
-fn codec_slot(codec: AudioCodec) -> usize {
+/// Which shared encoding a codec's silent listeners use; `None` for G.722, whose ADPCM decoder
+/// follows its encoder's state too closely to switch streams mid-call.
+fn codec_slot(codec: AudioCodec) -> Option<usize> {
     match codec {
-        AudioCodec::Pcmu => 0,
-        AudioCodec::Pcma => 1,
-        AudioCodec::Opus => 2,
+        AudioCodec::Pcmu => Some(0),
+        AudioCodec::Pcma => Some(1),
+        AudioCodec::Opus => Some(2),
+        AudioCodec::G722 => None,
     }
 }
 
@@ -342,8 +345,8 @@ impl Mixer {
             frame: Box::new([0; FRAME]),
             encoded: std::array::from_fn(|_| None),
         });
-        if setup.mode == AudioMode::Mix {
-            let slot = &mut common.encoded[codec_slot(codec)];
+        if let (AudioMode::Mix, Some(slot)) = (setup.mode, codec_slot(codec)) {
+            let slot = &mut common.encoded[slot];
             if slot.is_none() {
                 if let Ok(encoder) = AudioEncoder::new(codec) {
                     *slot = Some((encoder, Box::new([0; SLOT_BYTES]), 0, false));
@@ -434,7 +437,7 @@ impl Mixer {
                 .inputs
                 .iter()
                 .find(|i| i.member == out.member && i.active);
-            let shared = common.encoded[codec_slot(out.codec)].as_mut();
+            let shared = codec_slot(out.codec).and_then(|slot| common.encoded[slot].as_mut());
             let n = match (own, shared) {
                 // A listener that is not talking hears the common mix, encoded once per codec.
                 (None, Some((encoder, payload, len, done))) => {

@@ -82,7 +82,7 @@ pub fn spawn(
     let config = format!(
         "poll_method epoll\nnet_interface 127.0.0.1\nsip_listen 127.0.0.1:{sip_port}\n\
 audio_player aufile,{player}\naudio_source aufile,{wav}\naudio_alert aufile,/dev/null\n\
-rtp_ports {rtp_lo}-{rtp_hi}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule opus.so\n\
+rtp_ports {rtp_lo}-{rtp_hi}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule g722.so\nmodule opus.so\n\
 module aufile.so\n{recorder}module_app account.so\nmodule_app menu.so\n",
         player = dir.join("player.wav").display(),
         wav = wav.display(),

@@ -55,6 +55,7 @@ fn mix(c: &mut Criterion) {
     let mut g = c.benchmark_group("mix frame");
     for (codec, pt, name) in [
         (AudioCodec::Pcmu, 0u8, "pcmu"),
+        (AudioCodec::G722, 9, "g722"),
         (AudioCodec::Opus, 111, "opus"),
     ] {
         // (participants, talkers)

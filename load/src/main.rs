@@ -456,6 +456,9 @@ fn print_conference(r: &ConferenceReport) {
             "mixed streams: {} packets, {:.1} per second per participant",
             m.mixed, m.mixed_pps_per_participant
         );
+        if m.received == 0 {
+            println!("(everyone hears a mix: the per-stream loss and latency above do not apply)");
+        }
     }
     if let Some(s) = &r.server {
         println!(

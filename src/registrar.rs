@@ -96,6 +96,15 @@ impl Registrar {
     }
 
     /// Drops expired bindings; returns how many remain.
+    /// Drops bindings made over a connection (TCP, TLS, WebSocket) that has closed: the device
+    /// cannot be reached through it any more (RFC 5626 §5.2 spirit; RFC 7118 §5).
+    pub fn purge_closed(&self, open: impl Fn(u64) -> bool) {
+        self.bindings.retain(|_, v| {
+            v.retain(|b| b.peer.connection.is_none_or(&open));
+            !v.is_empty()
+        });
+    }
+
     pub fn purge(&self, now: Instant) -> usize {
         self.bindings.retain(|_, v| {
             v.retain(|b| b.expires_at > now);

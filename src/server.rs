@@ -102,17 +102,22 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         ));
         tracing::info!(tls = %tls.listen, "SIP over TLS");
     }
-    tokio::spawn(tcp::run(tcp_listener, None, transports, inbound_tx));
+    let sip_over_ws = crate::transport::ws::router(transports.clone(), inbound_tx.clone());
+    tokio::spawn(tcp::run(tcp_listener, None, transports.clone(), inbound_tx));
     tokio::spawn(app.clone().run(app_rx));
-    tokio::spawn(housekeeping(app.clone()));
+    tokio::spawn(housekeeping(app.clone(), transports));
     tokio::spawn(session_timers(app.clone()));
     if config.relay_first {
         tokio::spawn(app.clone().switch_routes());
     }
     tracing::info!(sip = %config.sip, http = %config.http, media = ?config.media_ports, data = %config.data.display(), "convoke is serving");
-    axum::serve(http_listener, crate::api::router(app))
-        .await
-        .map_err(StartError::Http)
+    let http = crate::api::router(app).merge(sip_over_ws);
+    axum::serve(
+        http_listener,
+        http.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .await
+    .map_err(StartError::Http)
 }
 
 /// RFC 4028: checks session timers twice a second.
@@ -124,11 +129,12 @@ async fn session_timers(app: Arc<App>) {
     }
 }
 
-/// Expires registrations and forgets spent nonces.
-async fn housekeeping(app: Arc<App>) {
+/// Expires registrations (and those whose connection closed) and forgets spent nonces.
+async fn housekeeping(app: Arc<App>, transports: Arc<Transports>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
+        app.registrar.purge_closed(|id| transports.is_open(id));
         app.registrar.purge(std::time::Instant::now());
         app.auth.purge(std::time::SystemTime::now());
         app.throttle.purge(std::time::Instant::now());

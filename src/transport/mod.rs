@@ -6,6 +6,7 @@ pub mod peer;
 pub mod tcp;
 pub mod tls;
 pub mod udp;
+pub mod ws;
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -45,6 +46,11 @@ impl Transports {
 
     pub fn close_connection(&self, id: u64) {
         self.connections.remove(&id);
+    }
+
+    /// Whether the connection is still there (registrations over it stay valid only then).
+    pub fn is_open(&self, id: u64) -> bool {
+        self.connections.contains_key(&id)
     }
 
     /// Sends without waiting. UDP sends that would block are dropped (SIP retransmits).

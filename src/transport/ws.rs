@@ -1,0 +1,92 @@
+//! SIP over WebSocket (RFC 7118) on the HTTP listener at `/sip`, subprotocol `sip`: each
+//! WebSocket message is one SIP message. A socket is a connection like a TCP one: responses
+//! and requests to the peer go back over it, and registrations made over it end when it closes
+//! (the registrar drops bindings whose connection is gone).
+
+use super::peer::{Peer, Transport};
+use super::{Inbound, Transports};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Largest SIP message accepted over a WebSocket (as over TCP).
+const MAX_MESSAGE: usize = crate::sip::parse::MAX_MESSAGE_SIZE;
+
+#[derive(Clone)]
+struct WsState {
+    transports: Arc<Transports>,
+    inbound: mpsc::Sender<Inbound>,
+}
+
+/// `/sip`, to be merged into the HTTP router (served with connect info).
+pub fn router(transports: Arc<Transports>, inbound: mpsc::Sender<Inbound>) -> Router {
+    Router::new()
+        .route("/sip", get(upgrade))
+        .with_state(WsState {
+            transports,
+            inbound,
+        })
+}
+
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    State(state): State<WsState>,
+) -> Response {
+    let ws = ws.protocols(["sip"]).max_message_size(MAX_MESSAGE);
+    // RFC 7118 §4: the client must ask for the "sip" subprotocol.
+    if ws.selected_protocol().is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "SIP over WebSocket needs Sec-WebSocket-Protocol: sip",
+        )
+            .into_response();
+    }
+    ws.on_upgrade(move |socket| serve(socket, addr, state))
+}
+
+async fn serve(mut socket: WebSocket, addr: SocketAddr, state: WsState) {
+    let (tx, mut outgoing) = mpsc::unbounded_channel::<Bytes>();
+    let id = state.transports.register_connection(tx);
+    let peer = Peer {
+        transport: Transport::Ws,
+        addr,
+        connection: Some(id),
+    };
+    tracing::debug!(%peer, "SIP over WebSocket connected");
+    loop {
+        tokio::select! {
+            received = socket.recv() => {
+                let data = match received {
+                    Some(Ok(Message::Text(text))) => Bytes::copy_from_slice(text.as_bytes()),
+                    Some(Ok(Message::Binary(bytes))) => bytes,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                };
+                if state.inbound.send(Inbound { data, peer }).await.is_err() {
+                    break;
+                }
+            }
+            out = outgoing.recv() => {
+                let Some(data) = out else { break };
+                // SIP is text; a message that is not UTF-8 (a binary body) goes as binary.
+                let message = match std::str::from_utf8(&data) {
+                    Ok(text) => Message::Text(text.into()),
+                    Err(_) => Message::Binary(data),
+                };
+                if socket.send(message).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    state.transports.close_connection(id);
+    tracing::debug!(%peer, "SIP over WebSocket closed");
+}

@@ -1,0 +1,192 @@
+//! SIP over WebSocket (RFC 7118) at `/sip` on the HTTP listener, as JsSIP and SIP.js speak it:
+//! the `sip` subprotocol is required; OPTIONS, digest REGISTER and a join with BYE work over the
+//! socket; closing the socket removes its registration.
+
+mod common;
+
+use bytes::Bytes;
+use common::rtp::RtpPeer;
+use common::{password, Server};
+use convoke::sip::digest::{authorize, parse_challenge};
+use convoke::sip::{parse_message, HeaderName, Message, Response, SipHeaders};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::WebSocket;
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn connect(server: &Server, subprotocol: Option<&str>) -> Result<Ws, tungstenite::Error> {
+    let mut request = format!("ws://{}/sip", server.http)
+        .into_client_request()
+        .unwrap();
+    if let Some(p) = subprotocol {
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", p.parse().unwrap());
+    }
+    let (ws, _) = tungstenite::connect(request)?;
+    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+    Ok(ws)
+}
+
+/// Sends a request text (with `{branch}` filled in) and returns the final response.
+fn transact(ws: &mut Ws, text: &str) -> Response {
+    let branch = format!("z9hG4bK{}", rand_token());
+    ws.send(tungstenite::Message::text(
+        text.replace("{branch}", &branch),
+    ))
+    .unwrap();
+    loop {
+        let msg = ws.read().expect("a response over the socket");
+        let data = msg.into_data();
+        if let Ok(Message::Response(r)) = parse_message(Bytes::copy_from_slice(&data)) {
+            if r.status >= 200 {
+                return r;
+            }
+        }
+    }
+}
+
+fn rand_token() -> String {
+    format!("{:x}", rand::random::<u64>())
+}
+
+/// A request out of a dialog; To is `to` (the address of record for REGISTER), else the URI.
+fn request(method: &str, uri: &str, cseq: u32, call_id: &str, extra: &str, body: &str) -> String {
+    let to = match method {
+        "REGISTER" => uri.replace("sip:", "sip:alice@"),
+        _ => uri.to_string(),
+    };
+    format!(
+        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch={{branch}};rport\r\n\
+Max-Forwards: 70\r\nFrom: <{from}>;tag=ws1\r\nTo: <{to}>\r\nCall-ID: {call_id}\r\n\
+CSeq: {cseq} {method}\r\nContact: <sip:k3x9@df7jal23ls0d.invalid;transport=ws>\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len(),
+        from = uri_host_aor(uri),
+    )
+}
+
+/// `sip:alice@HOST` for the server in `uri`.
+fn uri_host_aor(uri: &str) -> String {
+    let host = uri
+        .trim_start_matches("sip:")
+        .rsplit('@')
+        .next()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("");
+    format!("sip:alice@{host}")
+}
+
+#[test]
+fn the_sip_subprotocol_is_required() {
+    let server = Server::start();
+    assert!(connect(&server, None).is_err(), "no subprotocol: refused");
+    assert!(connect(&server, Some("sip")).is_ok());
+}
+
+#[test]
+fn register_join_and_hang_up_over_a_websocket() {
+    let server = Server::start();
+    let mut ws = connect(&server, Some("sip")).unwrap();
+    let r = transact(
+        &mut ws,
+        &request("OPTIONS", &format!("sip:{}", server.sip), 1, "ws-o", "", ""),
+    );
+    assert_eq!(r.status, 200);
+
+    // Digest registration over the socket.
+    let registrar = format!("sip:{}", server.sip);
+    let call_id = "ws-reg";
+    let r = transact(
+        &mut ws,
+        &request("REGISTER", &registrar, 1, call_id, "Expires: 600\r\n", ""),
+    );
+    assert_eq!(r.status, 401);
+    let challenge = parse_challenge(r.header(&HeaderName::WwwAuthenticate).unwrap()).unwrap();
+    let auth = authorize(
+        &challenge,
+        "alice",
+        password("alice"),
+        "REGISTER",
+        &registrar,
+        1,
+        "wscnonce",
+    );
+    let r = transact(
+        &mut ws,
+        &request(
+            "REGISTER",
+            &registrar,
+            2,
+            call_id,
+            &format!("Expires: 600\r\nAuthorization: {auth}\r\n"),
+            "",
+        ),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(server.get("/api/v1/status")["registrations"], 1);
+
+    // A join: INVITE with SDP, 200 with the conference's port, ACK, BYE.
+    let (conf, pin) = server.open_conference("over websocket");
+    let uri = server.join_uri(&conf, &pin);
+    let rtp = RtpPeer::bind("127.0.0.1", 0x3355);
+    let body = rtp.offer();
+    let r = transact(
+        &mut ws,
+        &request(
+            "INVITE",
+            &uri,
+            1,
+            "ws-call",
+            "Content-Type: application/sdp\r\n",
+            &body,
+        ),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let to = r.header(&HeaderName::To).unwrap().to_string();
+    let answer = String::from_utf8_lossy(&r.body).to_string();
+    assert!(answer.contains("m=audio "), "{answer}");
+    assert!(
+        r.header(&HeaderName::Contact)
+            .unwrap()
+            .contains("transport=ws"),
+        "the focus's Contact names the WebSocket transport"
+    );
+    let in_dialog = |method: &str, cseq: u32| {
+        format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/WS df7jal23ls0d.invalid;branch={{branch}}\r\n\
+Max-Forwards: 70\r\nFrom: <{from}>;tag=ws1\r\nTo: {to}\r\nCall-ID: ws-call\r\n\
+CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
+            from = uri_host_aor(&uri),
+        )
+    };
+    ws.send(tungstenite::Message::text(
+        in_dialog("ACK", 1).replace("{branch}", "z9hG4bKack"),
+    ))
+    .unwrap();
+    let roster = server.get(&format!("/api/v1/conferences/{conf}"));
+    assert_eq!(
+        roster["participants"].as_array().unwrap().len(),
+        1,
+        "{roster}"
+    );
+    let r = transact(&mut ws, &in_dialog("BYE", 2));
+    assert_eq!(r.status, 200);
+
+    // Closing the socket ends its registration.
+    ws.close(None).unwrap();
+    let _ = ws.flush();
+    drop(ws);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.get("/api/v1/status")["registrations"] != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(server.get("/api/v1/status")["registrations"], 0);
+    assert_eq!(server.wait_no_dialogs()["dialogs"], 0);
+}

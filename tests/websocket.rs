@@ -190,3 +190,81 @@ CSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n",
     assert_eq!(server.get("/api/v1/status")["registrations"], 0);
     assert_eq!(server.wait_no_dialogs()["dialogs"], 0);
 }
+
+/// Registers alice over `ws` (digest).
+fn register(ws: &mut Ws, server: &Server) {
+    let registrar = format!("sip:{}", server.sip);
+    let r = transact(
+        ws,
+        &request("REGISTER", &registrar, 1, "ws-reg2", "Expires: 600\r\n", ""),
+    );
+    let challenge = parse_challenge(r.header(&HeaderName::WwwAuthenticate).unwrap()).unwrap();
+    let auth = authorize(
+        &challenge,
+        "alice",
+        password("alice"),
+        "REGISTER",
+        &registrar,
+        1,
+        "c2",
+    );
+    let r = transact(
+        ws,
+        &request(
+            "REGISTER",
+            &registrar,
+            2,
+            "ws-reg2",
+            &format!("Expires: 600\r\nAuthorization: {auth}\r\n"),
+            "",
+        ),
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn dial_out_reaches_a_websocket_registration() {
+    let server = Server::start();
+    let mut ws = connect(&server, Some("sip")).unwrap();
+    register(&mut ws, &server);
+    let (conf, _) = server.open_conference("calls the browser");
+    let http = server.http();
+    let url = server.url(&format!("/api/v1/conferences/{conf}/invitations"));
+    let invitation = std::thread::spawn(move || {
+        http.post(url)
+            .basic_auth("alice", Some(password("alice")))
+            .json(&serde_json::json!({"users": ["alice"]}))
+            .send()
+            .unwrap()
+            .json::<serde_json::Value>()
+            .unwrap()
+    });
+    // The focus's INVITE arrives over the socket; answer it like a browser phone would.
+    let rtp = RtpPeer::bind("127.0.0.1", 0x3356);
+    let invite = loop {
+        let data = ws.read().expect("the INVITE over the socket").into_data();
+        if let Ok(Message::Request(r)) = parse_message(Bytes::copy_from_slice(&data)) {
+            if r.method == convoke::sip::Method::Invite {
+                break r;
+            }
+        }
+    };
+    assert!(invite
+        .header(&HeaderName::Via)
+        .unwrap()
+        .starts_with("SIP/2.0/WS"));
+    let mut ok = Response::for_request(&invite, 200, "OK").with_to_tag("browser1");
+    ok.headers.push(
+        HeaderName::Contact,
+        "<sip:k3x9@df7jal23ls0d.invalid;transport=ws>".to_string(),
+    );
+    ok.headers
+        .push(HeaderName::ContentType, "application/sdp".to_string());
+    ok.body = Bytes::from(rtp.offer());
+    ws.send(tungstenite::Message::binary(ok.to_bytes()))
+        .unwrap();
+    let result = invitation.join().unwrap();
+    assert_eq!(result["results"][0]["status"], 200, "{result}");
+    let roster = server.get(&format!("/api/v1/conferences/{conf}"));
+    assert_eq!(roster["participants"][0]["user"], "alice", "{roster}");
+}

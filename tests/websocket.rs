@@ -101,35 +101,7 @@ fn register_join_and_hang_up_over_a_websocket() {
     assert_eq!(r.status, 200);
 
     // Digest registration over the socket.
-    let registrar = format!("sip:{}", server.sip);
-    let call_id = "ws-reg";
-    let r = transact(
-        &mut ws,
-        &request("REGISTER", &registrar, 1, call_id, "Expires: 600\r\n", ""),
-    );
-    assert_eq!(r.status, 401);
-    let challenge = parse_challenge(r.header(&HeaderName::WwwAuthenticate).unwrap()).unwrap();
-    let auth = authorize(
-        &challenge,
-        "alice",
-        password("alice"),
-        "REGISTER",
-        &registrar,
-        1,
-        "wscnonce",
-    );
-    let r = transact(
-        &mut ws,
-        &request(
-            "REGISTER",
-            &registrar,
-            2,
-            call_id,
-            &format!("Expires: 600\r\nAuthorization: {auth}\r\n"),
-            "",
-        ),
-    );
-    assert_eq!(r.status, 200, "{r:?}");
+    register(&mut ws, &server);
     assert_eq!(server.get("/api/v1/status")["registrations"], 1);
 
     // A join: INVITE with SDP, 200 with the conference's port, ACK, BYE.

@@ -91,14 +91,6 @@ impl RecvBatch {
         let n = (self.hdrs[i].msg_len as usize).min(BUF);
         Some((&self.bufs[i][..n], from_sockaddr(&self.addrs[i])?))
     }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 /// Outgoing datagrams of one socket, gathered and sent with one `sendmmsg`.
@@ -134,10 +126,6 @@ impl SendBatch {
 
     pub fn is_full(&self) -> bool {
         self.len == SEND_BATCH
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
     }
 
     pub fn is_empty(&self) -> bool {

@@ -75,10 +75,6 @@ impl StandardPort {
         }
     }
 
-    pub fn routes(&self) -> usize {
-        self.routes.len()
-    }
-
     async fn receive(self: Arc<Self>) {
         let mut buf = [0u8; super::batch::BUF];
         loop {

@@ -21,7 +21,7 @@ pub enum ConfigError {
     },
     #[error("media ports {0:?}: expected a comma list of LO-HI ranges and ports holding at least one block of 4 consecutive ports")]
     MediaPorts(String),
-    #[error("TLS needs both --tls-cert and --tls-key")]
+    #[error("TLS (and --https) needs both --tls-cert and --tls-key")]
     TlsPair,
     #[error("--relay-first needs --isolation task (worker processes have no standard path yet)")]
     RelayFirstProcess,
@@ -142,6 +142,10 @@ pub struct Settings {
     /// SIP over TLS listen address [default: the SIP address with port 5061, when a certificate is given]
     #[arg(long, env = "CONVOKE_TLS")]
     pub tls: Option<SocketAddr>,
+    /// HTTPS listen address: the API and SIP over secure WebSocket (`wss://ADDR/sip`) with the
+    /// TLS certificate [default: none]
+    #[arg(long, env = "CONVOKE_HTTPS")]
+    pub https: Option<SocketAddr>,
     /// PEM certificate chain for SIP over TLS (TLS is off without it)
     #[arg(long, env = "CONVOKE_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -184,6 +188,7 @@ impl Settings {
             tls: self.tls.or(other.tls),
             min_se: self.min_se.or(other.min_se),
             tls_cert: self.tls_cert.or(other.tls_cert),
+            https: self.https.or(other.https),
             tls_key: self.tls_key.or(other.tls_key),
             t1_ms: self.t1_ms.or(other.t1_ms),
             t2_ms: self.t2_ms.or(other.t2_ms),
@@ -227,6 +232,8 @@ pub struct TlsSettings {
     pub listen: SocketAddr,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// HTTPS (API and WSS) listener, if asked for.
+    pub https: Option<SocketAddr>,
 }
 
 impl Config {
@@ -268,8 +275,9 @@ impl Config {
                 listen: s.tls.unwrap_or_else(|| SocketAddr::new(sip.ip(), 5061)),
                 cert,
                 key,
+                https: s.https,
             }),
-            (None, None) => None,
+            (None, None) if s.https.is_none() => None,
             _ => return Err(ConfigError::TlsPair),
         };
         let relay_first = s.relay_first.unwrap_or(false);

@@ -89,8 +89,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let app = App::new(config.clone(), store, conferences, core, metrics);
 
     tokio::spawn(udp::run(udp_socket, inbound_tx.clone()));
+    let mut https = None;
     if let Some(tls) = &config.tls {
         let acceptor = crate::transport::tls::acceptor(&tls.cert, &tls.key)?;
+        if let Some(addr) = tls.https {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(bind_err("HTTPS", addr))?;
+            let listener = crate::transport::tls::TlsListener::new(listener, acceptor.clone())
+                .map_err(bind_err("HTTPS", addr))?;
+            https = Some(listener);
+            tracing::info!(%addr, "HTTPS and SIP over secure WebSocket");
+        }
         let listener = TcpListener::bind(tls.listen)
             .await
             .map_err(bind_err("SIP/TLS", tls.listen))?;
@@ -102,7 +112,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         ));
         tracing::info!(tls = %tls.listen, "SIP over TLS");
     }
-    let sip_over_ws = crate::transport::ws::router(transports.clone(), inbound_tx.clone());
+    let sip_over_ws = crate::transport::ws::router(transports.clone(), inbound_tx.clone(), false);
+    let sip_over_wss = crate::transport::ws::router(transports.clone(), inbound_tx.clone(), true);
     tokio::spawn(tcp::run(tcp_listener, None, transports.clone(), inbound_tx));
     tokio::spawn(app.clone().run(app_rx));
     tokio::spawn(housekeeping(app.clone(), transports));
@@ -111,7 +122,20 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tokio::spawn(app.clone().switch_routes());
     }
     tracing::info!(sip = %config.sip, http = %config.http, media = ?config.media_ports, data = %config.data.display(), "convoke is serving");
-    let http = crate::api::router(app).merge(sip_over_ws);
+    let api = crate::api::router(app);
+    if let Some(listener) = https {
+        let secure = api.clone().merge(sip_over_wss);
+        tokio::spawn(async move {
+            let service = secure.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            // `tap_io` (a no-op here) is what gives a custom listener's connections the
+            // peer-address connect info that `/sip` reads.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+            if let Err(e) = axum::serve(listener, service).await {
+                tracing::error!(error = %e, "HTTPS server stopped");
+            }
+        });
+    }
+    let http = api.merge(sip_over_ws);
     axum::serve(
         http_listener,
         http.into_make_service_with_connect_info::<std::net::SocketAddr>(),

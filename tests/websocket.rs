@@ -240,3 +240,73 @@ fn dial_out_reaches_a_websocket_registration() {
     let roster = server.get(&format!("/api/v1/conferences/{conf}"));
     assert_eq!(roster["participants"][0]["user"], "alice", "{roster}");
 }
+
+#[test]
+fn secure_websocket_on_the_https_listener() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let https = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_tcp_port()));
+    let tls = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_tcp_port()));
+    let server = Server::start_with(&[
+        "--tls",
+        &tls.to_string(),
+        "--https",
+        &https.to_string(),
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut request = format!("wss://localhost:{}/sip", https.port())
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().unwrap());
+    let tcp = TcpStream::connect(https).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (mut ws, _) = tungstenite::client_tls_with_config(
+        request,
+        tcp,
+        None,
+        Some(tungstenite::Connector::Rustls(std::sync::Arc::new(config))),
+    )
+    .expect("WSS handshake with the server's certificate");
+    let options = request_over(&mut ws, &server);
+    assert_eq!(options.status, 200);
+    assert!(
+        options
+            .header(&HeaderName::Via)
+            .unwrap()
+            .starts_with("SIP/2.0/WSS"),
+        "{options:?}"
+    );
+}
+
+fn request_over(ws: &mut Ws, server: &Server) -> Response {
+    transact(
+        ws,
+        &request(
+            "OPTIONS",
+            &format!("sip:{}", server.sip),
+            1,
+            "wss-o",
+            "",
+            "",
+        )
+        .replace("SIP/2.0/WS ", "SIP/2.0/WSS "),
+    )
+}

@@ -1,4 +1,5 @@
-//! SIP over WebSocket (RFC 7118) on the HTTP listener at `/sip`, subprotocol `sip`: each
+//! SIP over WebSocket (RFC 7118) on the HTTP listener at `/sip` (and over TLS, WSS, on the
+//! HTTPS listener), subprotocol `sip`: each
 //! WebSocket message is one SIP message. A socket is a connection like a TCP one: responses
 //! and requests to the peer go back over it, and registrations made over it end when it closes
 //! (the registrar drops bindings whose connection is gone).
@@ -23,15 +24,23 @@ const MAX_MESSAGE: usize = crate::sip::parse::MAX_MESSAGE_SIZE;
 struct WsState {
     transports: Arc<Transports>,
     inbound: mpsc::Sender<Inbound>,
+    /// WS or WSS (served over TLS).
+    transport: Transport,
 }
 
-/// `/sip`, to be merged into the HTTP router (served with connect info).
-pub fn router(transports: Arc<Transports>, inbound: mpsc::Sender<Inbound>) -> Router {
+/// `/sip`, to be merged into the HTTP router (served with connect info); `secure` for the
+/// HTTPS listener (WSS).
+pub fn router(transports: Arc<Transports>, inbound: mpsc::Sender<Inbound>, secure: bool) -> Router {
     Router::new()
         .route("/sip", get(upgrade))
         .with_state(WsState {
             transports,
             inbound,
+            transport: if secure {
+                Transport::Wss
+            } else {
+                Transport::Ws
+            },
         })
 }
 
@@ -56,7 +65,7 @@ async fn serve(mut socket: WebSocket, addr: SocketAddr, state: WsState) {
     let (tx, mut outgoing) = mpsc::unbounded_channel::<Bytes>();
     let id = state.transports.register_connection(tx);
     let peer = Peer {
-        transport: Transport::Ws,
+        transport: state.transport,
         addr,
         connection: Some(id),
     };

@@ -8,7 +8,7 @@ use common::{password, Server};
 use convoke::sip::digest::{authorize, parse_challenge};
 use convoke::sip::framing::{Frame, Framer};
 use convoke::sip::{parse_message, HeaderName, Message, Response, SipHeaders};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
@@ -21,20 +21,10 @@ struct TlsUa {
 }
 
 impl TlsUa {
-    fn connect(addr: std::net::SocketAddr, ca: CertificateDer<'static>) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let conn = rustls::ClientConnection::new(
-            Arc::new(config),
-            ServerName::try_from("localhost").unwrap(),
-        )
-        .unwrap();
+    fn connect(addr: std::net::SocketAddr, config: Arc<rustls::ClientConfig>) -> Self {
+        let conn =
+            rustls::ClientConnection::new(config, ServerName::try_from("localhost").unwrap())
+                .unwrap();
         let tcp = TcpStream::connect(addr).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let local = tcp.local_addr().unwrap().to_string();
@@ -69,23 +59,11 @@ impl TlsUa {
 
 #[test]
 fn register_and_join_over_tls() {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let cert = common::certs::SelfSigned::new();
     let tls_addr = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_tcp_port()));
-    let server = Server::start_with(&[
-        "--tls",
-        &tls_addr.to_string(),
-        "--tls-cert",
-        cert_path.to_str().unwrap(),
-        "--tls-key",
-        key_path.to_str().unwrap(),
-    ]);
-    let mut ua = TlsUa::connect(tls_addr, certified.cert.der().clone());
+    let [c1, c2, c3, c4] = cert.flags();
+    let server = Server::start_with(&["--tls", &tls_addr.to_string(), &c1, &c2, &c3, &c4]);
+    let mut ua = TlsUa::connect(tls_addr, cert.client_config());
 
     let options = ua.request(
         "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS {L};branch=z9hG4bKt1\r\nFrom: <sip:alice@127.0.0.1>;tag=1\r\n\

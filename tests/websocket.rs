@@ -243,33 +243,20 @@ fn dial_out_reaches_a_websocket_registration() {
 
 #[test]
 fn secure_websocket_on_the_https_listener() {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let cert = common::certs::SelfSigned::new();
     let https = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_tcp_port()));
     let tls = std::net::SocketAddr::from(([127, 0, 0, 1], common::free_tcp_port()));
+    let [c1, c2, c3, c4] = cert.flags();
     let server = Server::start_with(&[
         "--tls",
         &tls.to_string(),
         "--https",
         &https.to_string(),
-        "--tls-cert",
-        cert_path.to_str().unwrap(),
-        "--tls-key",
-        key_path.to_str().unwrap(),
+        &c1,
+        &c2,
+        &c3,
+        &c4,
     ]);
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let mut request = format!("wss://localhost:{}/sip", https.port())
         .into_client_request()
         .unwrap();
@@ -282,7 +269,7 @@ fn secure_websocket_on_the_https_listener() {
         request,
         tcp,
         None,
-        Some(tungstenite::Connector::Rustls(std::sync::Arc::new(config))),
+        Some(tungstenite::Connector::Rustls(cert.client_config())),
     )
     .expect("WSS handshake with the server's certificate");
     let options = request_over(&mut ws, &server);

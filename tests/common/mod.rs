@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod certs;
 #[cfg(feature = "load")]
 pub mod load;
 pub mod netns;

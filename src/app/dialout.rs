@@ -205,10 +205,7 @@ impl App {
             route: crate::conference::MediaRoute::Dedicated,
             switch_tried: false,
             // A called phone plays one stream, unless the conference forwards.
-            audio_mode: match conf.row.audio.as_deref() {
-                Some("forward") => crate::conference::AudioMode::Forward,
-                _ => crate::conference::AudioMode::Mix,
-            },
+            audio_mode: crate::conference::AudioMode::from_setting(conf.row.audio.as_deref()),
             local_sdp: Some(offer.clone()),
         };
         let _known = self.conferences.join(conf, p, branch.peer.addr.ip());

@@ -391,10 +391,7 @@ fn audio_mode_of(req: &Request, row: &ConferenceRow) -> AudioMode {
         .map(str::to_string)
         .or_else(|| req.headers.get_other(HDR_AUDIO).map(|v| v.to_string()))
         .or_else(|| row.audio.clone());
-    match asked.as_deref().map(str::trim) {
-        Some(v) if v.eq_ignore_ascii_case("forward") => AudioMode::Forward,
-        _ => AudioMode::Mix,
-    }
+    AudioMode::from_setting(asked.as_deref())
 }
 
 fn valid_pin(p: &str) -> bool {

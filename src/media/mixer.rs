@@ -14,10 +14,22 @@ use super::codec::{AudioCodec, AudioDecoder, AudioEncoder, Frame, FRAME};
 pub enum AudioMode {
     /// Every other participant's packets, as they are (an SFU; for endpoints that play many
     /// streams).
-    #[default]
     Forward,
-    /// One stream: everyone else mixed.
+    /// One stream: everyone else mixed. The default: a SIP phone plays one stream.
+    #[default]
     Mix,
+}
+
+impl AudioMode {
+    /// From a join parameter or a conference setting (`forward` or `mix`); anything else, or
+    /// nothing, is the default.
+    pub fn from_setting(value: Option<&str>) -> Self {
+        match value.map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("forward") => Self::Forward,
+            Some(v) if v.eq_ignore_ascii_case("mix") => Self::Mix,
+            _ => Self::default(),
+        }
+    }
 }
 
 /// A member's audio as the mixer needs it (from its SDP).

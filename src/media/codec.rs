@@ -1,12 +1,12 @@
 //! Audio codecs of the mixer: G.711 µ-law and A-law (ITU-T G.711, by the classic
 //! segment/quantisation algorithm), G.722 (the pure-Rust SB-ADPCM of the `audio-codec` crate)
-//! and Opus (libopus through `audiopus`). Everything is decoded to, mixed at and encoded from
+//! and Opus (libopus, built from vendored sources by the `convoke-opus` crate). Everything is decoded to, mixed at and encoded from
 //! 48 kHz mono frames of 20 ms. No allocation per frame.
 
 use audio_codec::g722::{G722Decoder, G722Encoder};
 use audio_codec::{Decoder as _, Encoder as _};
-use audiopus::coder::{Decoder, Encoder};
-use audiopus::{Application, Channels, SampleRate};
+
+use convoke_opus::{OpusDecoder, OpusEncoder, OpusError};
 
 /// Samples in one 20 ms frame at 48 kHz.
 pub const FRAME: usize = 960;
@@ -52,7 +52,7 @@ impl AudioCodec {
 
 #[derive(Debug, thiserror::Error)]
 #[error("opus: {0}")]
-pub struct CodecError(#[from] audiopus::Error);
+pub struct CodecError(#[from] OpusError);
 
 /// Decodes one participant's stream.
 pub enum AudioDecoder {
@@ -68,7 +68,7 @@ pub enum AudioDecoder {
         last: i16,
         concealer: Concealer,
     },
-    Opus(Decoder),
+    Opus(OpusDecoder),
 }
 
 /// Loss concealment for codecs without their own: the last good frame again, halved for every
@@ -135,7 +135,7 @@ impl AudioDecoder {
                 last: 0,
                 concealer: Concealer::new(),
             },
-            AudioCodec::Opus => Self::Opus(Decoder::new(SampleRate::Hz48000, Channels::Mono)?),
+            AudioCodec::Opus => Self::Opus(OpusDecoder::new()?),
         })
     }
 
@@ -215,7 +215,7 @@ pub enum AudioEncoder {
         encoder: Box<G722Encoder>,
         wide: Box<[i16; WIDE]>,
     },
-    Opus(Encoder),
+    Opus(OpusEncoder),
 }
 
 impl AudioEncoder {
@@ -228,11 +228,7 @@ impl AudioEncoder {
                 encoder: Box::new(G722Encoder::new()),
                 wide: Box::new([0; WIDE]),
             },
-            AudioCodec::Opus => Self::Opus(Encoder::new(
-                SampleRate::Hz48000,
-                Channels::Mono,
-                Application::Voip,
-            )?),
+            AudioCodec::Opus => Self::Opus(OpusEncoder::voip()?),
         })
     }
 

@@ -30,6 +30,30 @@ fn minted_at(nonce: &str) -> Option<u64> {
     u64::from_str_radix(nonce.get(..16)?, 16).ok()
 }
 
+/// Compares secrets (PINs, hashes, MACs) in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// RFC 3261 §22.4: the digest `uri` names the Request-URI, so credentials made for one
+/// resource are not taken for another. Compared as URIs (scheme, user, host; ports only when
+/// both name one: `sip:HOST` and `sip:HOST:PORT` of the server are alike). A URI of the server
+/// itself (no user) covers its resources: SIPp 3.6 signs every request for `sip:HOST:PORT`.
+fn same_resource(digest_uri: &str, request_uri: &crate::sip::SipUri) -> bool {
+    let Ok(d) = crate::sip::SipUri::parse(digest_uri) else {
+        return false;
+    };
+    let ports_agree = match (d.port, request_uri.port) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    d.scheme == request_uri.scheme
+        && (d.user.is_none() || d.user == request_uri.user)
+        && d.host.eq_ignore_ascii_case(&request_uri.host)
+        && ports_agree
+}
+
 pub struct Authenticator {
     realm: String,
     order: Vec<Algorithm>,
@@ -98,7 +122,10 @@ impl Authenticator {
             return Err(Rejection::Missing);
         }
         let n = &creds.nonce;
-        if n.len() != NONCE_LEN || !n.is_ascii() || self.mac(&n[..32]) != n[32..] {
+        if n.len() != NONCE_LEN
+            || !n.is_ascii()
+            || !constant_time_eq(self.mac(&n[..32]).as_bytes(), &n.as_bytes()[32..])
+        {
             // Not minted by this process (e.g. before a restart): ask again.
             return Err(Rejection::Stale);
         }
@@ -120,15 +147,22 @@ impl Authenticator {
         creds: &Credentials,
         alg: Algorithm,
         ha1: &str,
-        method: &str,
+        req: &crate::sip::Request,
     ) -> Result<(), Rejection> {
+        if !same_resource(&creds.uri, &req.uri) {
+            return Err(Rejection::Invalid("digest uri is not the Request-URI"));
+        }
         if creds.qop.as_deref() != Some("auth") {
             return Err(Rejection::Invalid("qop=auth required"));
         }
         let nc = creds
             .nonce_count()
             .ok_or(Rejection::Invalid("nonce count"))?;
-        if creds.expected_response(alg, ha1, method) != creds.response.to_ascii_lowercase() {
+        let expected = creds.expected_response(alg, ha1, req.method.as_str());
+        if !constant_time_eq(
+            expected.as_bytes(),
+            creds.response.to_ascii_lowercase().as_bytes(),
+        ) {
             return Err(Rejection::Invalid("response"));
         }
         // Replay protection: nonce counts must increase.
@@ -161,6 +195,43 @@ mod tests {
         (a, parse_challenge(&ch[0]).unwrap().nonce)
     }
 
+    fn register() -> crate::sip::Request {
+        crate::sip::Request::new(
+            crate::sip::Method::Register,
+            crate::sip::SipUri::parse("sip:h").unwrap(),
+        )
+    }
+
+    #[test]
+    fn credentials_for_another_uri_are_refused() {
+        let (a, nonce) = setup();
+        let ch = Challenge {
+            realm: "convoke".into(),
+            nonce: nonce.clone(),
+            algorithm: Algorithm::Md5,
+        };
+        let for_conf2 = authorize(&ch, "alice", "pw", "INVITE", "sip:conf2@h", 1, "cn");
+        let c = Credentials::parse(&for_conf2).unwrap();
+        let mut elsewhere = register();
+        elsewhere.method = crate::sip::Method::Invite;
+        elsewhere.uri = crate::sip::SipUri::parse("sip:conf1@h").unwrap();
+        assert_eq!(
+            a.verify(
+                &c,
+                Algorithm::Md5,
+                &Algorithm::Md5.ha1("alice", "convoke", "pw"),
+                &elsewhere
+            ),
+            Err(Rejection::Invalid("digest uri is not the Request-URI"))
+        );
+        // The server's own URI (as SIPp signs) covers a conference on it, with or without port.
+        let c = creds(Algorithm::Md5, &nonce, "pw", 2);
+        let mut on_the_server = register();
+        on_the_server.uri = crate::sip::SipUri::parse("sip:conf1@h:5060").unwrap();
+        let ha1 = Algorithm::Md5.ha1("alice", "convoke", "pw");
+        assert!(a.verify(&c, Algorithm::Md5, &ha1, &on_the_server).is_ok());
+    }
+
     fn creds(alg: Algorithm, nonce: &str, pw: &str, nc: u32) -> Credentials {
         let ch = Challenge {
             realm: "convoke".into(),
@@ -178,7 +249,7 @@ mod tests {
             let alg = a
                 .check_nonce(&c, a.default_order(), SystemTime::now())
                 .unwrap();
-            a.verify(&c, alg, &alg.ha1("alice", "convoke", "pw"), "REGISTER")
+            a.verify(&c, alg, &alg.ha1("alice", "convoke", "pw"), &register())
                 .unwrap();
         }
         let c = creds(Algorithm::Md5, &nonce, "pw", 2);
@@ -187,7 +258,7 @@ mod tests {
                 &c,
                 Algorithm::Md5,
                 &Algorithm::Md5.ha1("alice", "convoke", "pw"),
-                "REGISTER"
+                &register()
             ),
             Err(Rejection::Invalid("nonce count replayed"))
         );
@@ -225,7 +296,7 @@ mod tests {
                 &c,
                 Algorithm::Md5,
                 &Algorithm::Md5.ha1("alice", "convoke", "pw"),
-                "REGISTER"
+                &register()
             ),
             Err(Rejection::Invalid("response"))
         );

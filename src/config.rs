@@ -164,6 +164,10 @@ pub struct Settings {
     /// SIP timer T4 (message lifetime in the network) in milliseconds [default: 5000]
     #[arg(long, env = "CONVOKE_T4_MS")]
     pub t4_ms: Option<u64>,
+    /// Serve /metrics and /api/v1/status without credentials (for a scraper on a trusted
+    /// network); otherwise they need an operator account [default: false]
+    #[arg(long, env = "CONVOKE_PUBLIC_METRICS", num_args = 0..=1, default_missing_value = "true")]
+    pub public_metrics: Option<bool>,
 }
 
 impl Settings {
@@ -193,6 +197,7 @@ impl Settings {
             t1_ms: self.t1_ms.or(other.t1_ms),
             t2_ms: self.t2_ms.or(other.t2_ms),
             t4_ms: self.t4_ms.or(other.t4_ms),
+            public_metrics: self.public_metrics.or(other.public_metrics),
         }
     }
 }
@@ -225,6 +230,8 @@ pub struct Config {
     /// SIP over TLS: listen address, certificate and key.
     pub tls: Option<TlsSettings>,
     pub min_se: u32,
+    /// /metrics and /api/v1/status without credentials.
+    pub public_metrics: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -288,6 +295,7 @@ impl Config {
             return Err(ConfigError::RelayFirstWithoutPort);
         }
         Ok(Self {
+            public_metrics: s.public_metrics.unwrap_or(false),
             tls,
             min_se: s
                 .min_se

@@ -40,6 +40,13 @@ pub fn looks_like_conference_id(s: &str) -> bool {
     s.len() == 10 && s.bytes().all(|b| ALPHABET.contains(&b))
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,10 +28,12 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod authz;
 pub mod conference;
 pub mod config;
 pub mod dialog;
 pub mod ids;
+pub mod invitation;
 pub mod media;
 pub mod metrics;
 pub mod panics;

@@ -34,11 +34,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create an account or change its password.
+    /// Create an account or change its password. The password is read from standard input (one
+    /// line; asked for when it is a terminal) or CONVOKE_USER_PASSWORD, never from the command
+    /// line, where every user of the machine can read it.
     Add {
         name: String,
-        #[arg(long, env = "CONVOKE_USER_PASSWORD")]
-        password: String,
+        /// Make the account an operator: it sees and manages every conference and the server
+        #[arg(long)]
+        operator: bool,
         #[arg(long, env = "CONVOKE_DATA", default_value = "convoke-data")]
         data: PathBuf,
         #[arg(long, env = "CONVOKE_REALM", default_value = "convoke")]
@@ -78,13 +81,14 @@ fn main() -> anyhow::Result<()> {
             Command::MediaWorker => unreachable!("handled before the runtime starts"),
             Command::Serve { settings, config } => {
                 let config = Config::load(*settings, config.as_deref())?;
+                first_start(&config).await?;
                 convoke::server::run(config).await?;
             }
             Command::User {
                 command:
                     UserCommand::Add {
                         name,
-                        password,
+                        operator,
                         data,
                         realm,
                         digest,
@@ -104,10 +108,13 @@ fn main() -> anyhow::Result<()> {
                         .all(|a| convoke::sip::digest::Algorithm::parse(a.trim()).is_some());
                     anyhow::ensure!(valid, "--digest takes a comma list of MD5 and SHA-256");
                 }
+                let password = read_password(&name)?;
                 store
                     .put_user(&name, &realm, &password, digest.as_deref())
                     .await?;
-                eprintln!("user {name} saved in {}", data.display());
+                store.set_operator(&name, operator).await?;
+                let role = if operator { "operator" } else { "user" };
+                eprintln!("{role} {name} saved in {}", data.display());
             }
             Command::User {
                 command: UserCommand::List { data },
@@ -120,4 +127,51 @@ fn main() -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The password of `user add`: CONVOKE_USER_PASSWORD, else one line of standard input (asked
+/// for, without echo, when it is a terminal).
+fn read_password(name: &str) -> anyhow::Result<String> {
+    let password = match std::env::var("CONVOKE_USER_PASSWORD") {
+        Ok(p) => p,
+        Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            rpassword::prompt_password(format!("password for {name}: "))?
+        }
+        Err(_) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    Ok(password)
+}
+
+/// On the first start (no accounts yet), makes an operator account with a generated password
+/// and tells the person at the console how to get in. The password is shown this once; only
+/// its hashes are stored.
+async fn first_start(config: &Config) -> anyhow::Result<()> {
+    let store = convoke::store::Store::open(&config.data).await?;
+    if !store.users().await?.is_empty() {
+        return Ok(());
+    }
+    // 20 symbols of 5 bits: 100 bits.
+    let password = convoke::ids::token(20);
+    store
+        .put_user("admin", &config.realm, &password, None)
+        .await?;
+    store.set_operator("admin", true).await?;
+    // The console of the person who started the server, not the log.
+    eprintln!(
+        "\nconvoke: first start, no accounts yet. An operator account was made:\n\
+         \n    user admin    password {password}\n\
+         \nOpen http://{}/ to open a conference, or add accounts with\n\
+         \n    convoke user add NAME --data {}\n\
+         \nThis password is shown once; change it with `convoke user add admin`.\n",
+        config.http,
+        config.data.display()
+    );
+    Ok(())
 }

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_EXPIRES: u32 = 3600;
 pub const MIN_EXPIRES: u32 = 10;
 pub const MAX_EXPIRES: u32 = 86_400;
+/// Devices one address-of-record may register: every dial-out INVITE goes to each of them, so
+/// an unbounded list turns one invitation into a flood.
+pub const MAX_BINDINGS: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
@@ -40,6 +43,8 @@ pub struct ContactUpdate {
 pub enum RegisterError {
     #[error("CSeq not higher than the binding's (RFC 3261 §10.3 step 7)")]
     OutOfOrder,
+    #[error("more than {MAX_BINDINGS} contacts for one address")]
+    TooManyBindings,
 }
 
 /// A binding is replaced by a REGISTER for the same flow (same instance and reg-id, RFC 5626
@@ -81,10 +86,12 @@ impl Registrar {
                 }
             }
         }
+        // Applied to a copy: a REGISTER that would exceed the cap changes nothing.
+        let mut next = entry.clone();
         for u in updates {
-            entry.retain(|b| !same_binding(b, &u));
+            next.retain(|b| !same_binding(b, &u));
             if u.expires > 0 {
-                entry.push(Binding {
+                next.push(Binding {
                     contact: u.contact,
                     expires_at: now + Duration::from_secs(u.expires.into()),
                     call_id: call_id.to_string(),
@@ -94,6 +101,10 @@ impl Registrar {
                 });
             }
         }
+        if next.len() > MAX_BINDINGS {
+            return Err(RegisterError::TooManyBindings);
+        }
+        *entry = next;
         let result = entry.clone();
         let empty = entry.is_empty();
         drop(entry);

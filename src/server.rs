@@ -102,7 +102,18 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         ice_tcp,
     );
     tokio::spawn(conferences.pool().clone().refill());
-    let app = App::new(config.clone(), store, conferences, core, metrics);
+    let invitation_key = store
+        .secret("invitation-key", crate::invitation::Invitations::new_key)
+        .await?;
+    let invitations = crate::invitation::Invitations::new(invitation_key.as_bytes());
+    let app = App::new(
+        config.clone(),
+        store,
+        conferences,
+        core,
+        metrics,
+        invitations,
+    );
 
     tokio::spawn(udp::run(udp_socket, inbound_tx.clone()));
     let mut https = None;
@@ -138,6 +149,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         tokio::spawn(app.clone().switch_routes());
     }
     tracing::info!(sip = %config.sip, http = %config.http, media = ?config.media_ports, data = %config.data.display(), "convoke is serving");
+    if !config.http.ip().is_loopback() {
+        tracing::warn!(http = %config.http, "the HTTP API listens beyond loopback without TLS: passwords (HTTP Basic) and PINs cross the network in clear; serve it with --https or behind a TLS proxy");
+    }
     let api = crate::api::router(app);
     if let Some(listener) = https {
         let secure = api.clone().merge(sip_over_wss);

@@ -83,7 +83,11 @@ fn invitations_dial_out() {
         480,
         "carol exists but is not registered"
     );
-    assert_eq!(status_of("nobody"), 404);
+    assert_eq!(
+        status_of("nobody"),
+        480,
+        "no account and not registered get one answer: the outcome tells nobody who has an account"
+    );
     let roster = server.get(&format!("/api/v1/conferences/{conf}"));
     assert_eq!(roster["participants"][0]["user"], "bob");
     finish_sipp(bob, Duration::from_secs(30)).assert_ok("bob answers and hangs up");

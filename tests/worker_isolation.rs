@@ -67,7 +67,7 @@ fn crash(server: &Server, id: &str) {
     let r = server
         .http()
         .post(server.url(&format!("/api/v1/conferences/{id}/crash")))
-        .basic_auth("alice", Some(password("alice")))
+        .basic_auth(common::OPERATOR, Some(password(common::OPERATOR)))
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);

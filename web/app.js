@@ -50,7 +50,8 @@ function offerInvitation(session, request) {
   incoming = {
     session,
     id: request.getHeader("X-Conference-ID"),
-    pin: request.getHeader("X-Conference-PIN"),
+    // An invitation carries a token that lets the invitee in (and rejoin), never the PIN.
+    token: request.getHeader("X-Conference-Token"),
     name: request.getHeader("X-Conference-Name") || request.getHeader("Subject"),
   };
   window.convoke.invitation = { id: incoming.id, name: incoming.name };
@@ -61,7 +62,7 @@ function offerInvitation(session, request) {
 }
 
 function answerInvitation() {
-  const { session, id, pin, name } = incoming;
+  const { session, id, token, name } = incoming;
   incoming = null;
   $("invitation").classList.add("hidden");
   window.convoke.session = session;
@@ -75,7 +76,7 @@ function answerInvitation() {
   session.answer({ mediaConstraints: { audio: true, video: true }, pcConfig: { iceServers: [] } });
   window.convoke.pc = session.connection;
   if (session.connection) session.connection.addEventListener("track", attachRemote);
-  if (id) showConference(id, pin, name);
+  if (id) showConference(id, { token }, name);
 }
 
 function anonymousUser() {
@@ -83,20 +84,26 @@ function anonymousUser() {
   return `${name}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-function showConference(id, pin, name) {
+// `credential` is what lets this page read the roster: { pin } or an invitation's { token }.
+function showConference(id, credential, name) {
+  const pin = credential.pin || "";
   window.convoke.conference = { id, pin, name };
   $("shown-id").textContent = id;
-  $("shown-pin").textContent = pin;
+  $("shown-pin").textContent = pin || "(by invitation)";
   $("conference-title").textContent = name || id;
   $("in-call").classList.remove("hidden");
   clearInterval(rosterTimer);
-  rosterTimer = setInterval(() => refreshRoster(id, pin), 1000);
-  refreshRoster(id, pin);
+  rosterTimer = setInterval(() => refreshRoster(id, credential), 1000);
+  refreshRoster(id, credential);
 }
 
-async function refreshRoster(id, pin) {
+// The credential goes in a header: a PIN in a URL ends up in logs and history.
+async function refreshRoster(id, credential) {
+  const headers = credential.token
+    ? { "X-Conference-Token": credential.token }
+    : { "X-Conference-PIN": credential.pin || "" };
   try {
-    const r = await fetch(`/api/v1/conferences/${encodeURIComponent(id)}/roster?pin=${encodeURIComponent(pin)}`);
+    const r = await fetch(`/api/v1/conferences/${encodeURIComponent(id)}/roster`, { headers });
     if (!r.ok) return;
     const body = await r.json();
     if (body.name) $("conference-title").textContent = body.name;
@@ -159,7 +166,7 @@ $("join").addEventListener("click", () => {
   const pin = $("pin").value.trim();
   if (!id || !pin) { status("Enter the conference ID and PIN."); return; }
   if (!account) startUa(anonymousUser());
-  call(`sip:${id}@${sipHost};pin=${pin}`, () => showConference(id, pin));
+  call(`sip:${id}@${sipHost};pin=${pin}`, () => showConference(id, { pin }));
 });
 
 function signIn() {
@@ -183,7 +190,7 @@ $("open").addEventListener("click", () => {
     const id = response.getHeader("X-Conference-ID");
     const pin = response.getHeader("X-Conference-PIN");
     const name = response.getHeader("X-Conference-Name");
-    if (id) showConference(id, pin, name);
+    if (id) showConference(id, { pin }, name);
   }, subject ? [`Subject: ${subject}`] : []);
 });
 

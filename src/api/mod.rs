@@ -1,9 +1,13 @@
 //! The HTTP API (`/api/v1`), authenticated with HTTP Basic against the SIP accounts.
 
-use crate::app::{App, DialOutcome, DialTarget};
+use crate::app::{App, DialOutcome, DialTarget, HDR_PIN, HDR_TOKEN};
+use crate::auth::constant_time_eq;
+use crate::authz::{self, Action, Principal, Proof, Role};
 use crate::conference::ConferenceError;
+use crate::metrics::Metrics;
 use crate::sip::digest::Algorithm;
-use axum::extract::{Path, Query, State};
+use crate::throttle::{Target, Verdict};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,6 +15,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +27,10 @@ pub fn router(app: Arc<App>) -> Router {
     #[cfg(feature = "fault-injection")]
     let router = router.route("/api/v1/conferences/{id}/crash", post(crash));
     router
-        .route("/api/v1/conferences", post(create_conference))
+        .route(
+            "/api/v1/conferences",
+            post(create_conference).get(list_conferences),
+        )
         .route("/api/v1/conferences/{id}", get(get_conference))
         .route("/api/v1/conferences/{id}/invitations", post(invite))
         .route("/api/v1/conferences/{id}/roster", get(roster_for_members))
@@ -36,8 +44,10 @@ pub fn router(app: Arc<App>) -> Router {
 #[derive(Debug)]
 enum ApiError {
     Unauthorized,
-    Forbidden,
+    Forbidden(&'static str),
     NotFound,
+    /// Too many failed credentials from this source: try again after this many seconds.
+    Throttled(u64),
     BadRequest(String),
     Unavailable(String),
     Internal(String),
@@ -54,7 +64,15 @@ impl IntoResponse for ApiError {
                 )
                     .into_response()
             }
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "wrong PIN".to_string()),
+            ApiError::Throttled(wait) => {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, wait.to_string())],
+                    Json(json!({"error": "too many failed attempts"})),
+                )
+                    .into_response()
+            }
+            ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, why.to_string()),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "no such conference".to_string()),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
@@ -69,33 +87,108 @@ impl From<ConferenceError> for ApiError {
         match e {
             ConferenceError::NotFound | ConferenceError::Closed => ApiError::NotFound,
             ConferenceError::NoPorts => ApiError::Unavailable(e.to_string()),
+            ConferenceError::BadName => ApiError::BadRequest(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
 }
 
-/// Checks HTTP Basic credentials against the stored HA1 (the password is hashed the same way).
-async fn user_of(app: &App, headers: &HeaderMap) -> Result<String, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::Unauthorized)?;
-    let encoded = value.strip_prefix("Basic ").ok_or(ApiError::Unauthorized)?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| ApiError::Unauthorized)?;
-    let text = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized)?;
-    let (name, password) = text.split_once(':').ok_or(ApiError::Unauthorized)?;
-    let user = app
-        .store
-        .user(name)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or(ApiError::Unauthorized)?;
-    if Algorithm::Sha256.ha1(name, &user.realm, password) != user.ha1_sha256 {
-        return Err(ApiError::Unauthorized);
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
     }
-    Ok(user.name)
+}
+
+/// The request's source address, for the throttle.
+type Source = ConnectInfo<SocketAddr>;
+
+/// Who the request's HTTP Basic credentials prove (anonymous without any). Failures count in
+/// the same throttle as SIP digest failures, and a blocked source is refused before the account
+/// is read.
+async fn principal_of(
+    app: &App,
+    headers: &HeaderMap,
+    source: IpAddr,
+) -> Result<Principal, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(Principal::anonymous());
+    };
+    let (name, password) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|d| String::from_utf8(d).ok())
+        .and_then(|t| {
+            t.split_once(':')
+                .map(|(n, p)| (n.to_string(), p.to_string()))
+        })
+        .ok_or(ApiError::Unauthorized)?;
+    let target = Target::Account(&name);
+    let now = std::time::Instant::now();
+    if let Verdict::Blocked(wait) = app.throttle.check(source, target, now) {
+        Metrics::inc(&app.metrics.auth_throttled);
+        return Err(ApiError::Throttled(wait.as_secs() + 1));
+    }
+    let user = app.store.user(&name).await?;
+    let good = user.as_ref().is_some_and(|u| {
+        let hash = Algorithm::Sha256.ha1(&name, &u.realm, &password);
+        constant_time_eq(hash.as_bytes(), u.ha1_sha256.as_bytes())
+    });
+    match user {
+        Some(u) if good => {
+            app.throttle.success(source, target);
+            Ok(Principal::account(&u.name, u.operator))
+        }
+        _ => {
+            Metrics::inc(&app.metrics.auth_failures);
+            if app.throttle.failure(source, target, now) {
+                tracing::warn!(%source, "too many failed HTTP logins: blocked");
+            }
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// Refuses unless `who` in `role` may do `action`: 401 for the anonymous (so that a client
+/// sends credentials), 403 otherwise.
+fn require(who: &Principal, role: Role, action: Action) -> Result<(), ApiError> {
+    if authz::allows(role, action) {
+        Ok(())
+    } else if who.account.is_none() {
+        Err(ApiError::Unauthorized)
+    } else {
+        Err(ApiError::Forbidden("not permitted for this account"))
+    }
+}
+
+/// The role of `who` towards a stored conference (in the call: an account among its live
+/// participants).
+fn role_towards(
+    app: &App,
+    who: &Principal,
+    row: &crate::store::ConferenceRow,
+    pin_or_invitation: bool,
+) -> Role {
+    let in_call = who.account.as_deref().is_some_and(|name| {
+        app.conferences.get(&row.id).is_some_and(|c| {
+            c.participants()
+                .iter()
+                .any(|p| p.account.as_deref() == Some(name))
+        })
+    });
+    Role::of(
+        who,
+        row,
+        Proof {
+            pin_or_invitation,
+            in_call,
+        },
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -106,17 +199,18 @@ struct CreateConference {
     audio: Option<String>,
 }
 
+/// Opens a conference. The body must be JSON (`{}` for all defaults): a cross-site form or a
+/// body-less POST cannot create one with the visitor's credentials.
 async fn create_conference(
     State(app): State<Arc<App>>,
+    ConnectInfo(source): Source,
     headers: HeaderMap,
-    body: Option<Json<CreateConference>>,
+    Json(req): Json<CreateConference>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let owner = user_of(&app, &headers).await?;
-    let req = body.map(|Json(b)| b).unwrap_or_default();
-    let name = req
-        .name
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| format!("Conference of {owner}"));
+    let who = principal_of(&app, &headers, source.ip()).await?;
+    require(&who, who.server_role(), Action::Open)?;
+    let owner = who.name().to_string();
+    let name = req.name.unwrap_or_else(|| format!("Conference of {owner}"));
     let pin = match req.pin {
         Some(p) if (4..=12).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => p,
         Some(_) => return Err(ApiError::BadRequest("pin must be 4 to 12 digits".into())),
@@ -129,10 +223,7 @@ async fn create_conference(
     };
     let row = app.conferences.open(&name, &pin, &owner).await?;
     if audio.is_some() {
-        app.store
-            .set_audio(&row.id, audio)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        app.store.set_audio(&row.id, audio).await?;
     }
     tracing::info!(conference = %row.id, %owner, "conference opened over HTTP");
     let uri = app.conference_uri(&row.id).to_string();
@@ -146,29 +237,77 @@ async fn create_conference(
 
 /// The stored conference `id`, or 404.
 async fn conference_row(app: &App, id: &str) -> Result<crate::store::ConferenceRow, ApiError> {
-    app.store
-        .conference(id)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or(ApiError::NotFound)
+    app.store.conference(id).await?.ok_or(ApiError::NotFound)
 }
 
-#[derive(Deserialize)]
-struct PinQuery {
-    pin: String,
+/// The open conferences an account may manage: its own, or every one for an operator.
+async fn list_conferences(
+    State(app): State<Arc<App>>,
+    ConnectInfo(source): Source,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    let who = principal_of(&app, &headers, source.ip()).await?;
+    require(&who, who.server_role(), Action::Open)?;
+    let owner = (!who.operator).then(|| who.name());
+    let rows = app.store.open_conferences(owner).await?;
+    let list: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "id": row.id,
+                "uri": app.conference_uri(&row.id).to_string(),
+                "name": row.name,
+                "owner": row.owner,
+                "created_at": row.created_at,
+                "live": app.conferences.get(&row.id).is_some(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "conferences": list })))
 }
 
-/// Who is in a conference, for its participants (the web page): the conference's PIN is the
-/// credential, as it is for joining.
+/// Who is in a conference, for its participants (the web page): the conference's PIN or an
+/// invitation token in a header (never in the URL, where logs and history keep it), or the
+/// credentials of an account allowed to see it.
 async fn roster_for_members(
     State(app): State<Arc<App>>,
+    ConnectInfo(source): Source,
+    headers: HeaderMap,
     Path(id): Path<String>,
-    Query(q): Query<PinQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let row = conference_row(&app, &id).await?;
-    if row.pin != q.pin {
-        return Err(ApiError::Forbidden);
+    let who = principal_of(&app, &headers, source.ip()).await?;
+    let secret = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let (pin, token) = (secret(HDR_PIN), secret(HDR_TOKEN));
+    let target = Target::Conference(&id);
+    let now = std::time::Instant::now();
+    let guessing = pin.is_some() || token.is_some();
+    if guessing {
+        if let Verdict::Blocked(wait) = app.throttle.check(source.ip(), target, now) {
+            Metrics::inc(&app.metrics.pin_throttled);
+            return Err(ApiError::Throttled(wait.as_secs() + 1));
+        }
     }
+    let row = conference_row(&app, &id).await?;
+    let pin_ok = pin.is_some_and(|p| constant_time_eq(p.as_bytes(), row.pin.as_bytes()));
+    let invited = token
+        .and_then(|t| {
+            app.invitations
+                .check(&row.id, t, crate::ids::unix_now() as u64)
+        })
+        .is_some();
+    if guessing && !pin_ok && !invited {
+        Metrics::inc(&app.metrics.pin_failures);
+        app.throttle.failure(source.ip(), target, now);
+        return Err(ApiError::Forbidden("wrong PIN or invitation"));
+    }
+    let role = role_towards(&app, &who, &row, pin_ok || invited);
+    require(&who, role, Action::ViewRoster)?;
     let roster = match app.conferences.get(&id) {
         Some(c) => c.roster().await,
         None => Vec::new(),
@@ -189,14 +328,43 @@ async fn roster_for_members(
     ))
 }
 
+/// A conference as its owner (or an operator) sees it: PIN, media ports, worker and the full
+/// roster. A participant account sees its name and roster only.
 async fn get_conference(
     State(app): State<Arc<App>>,
+    ConnectInfo(source): Source,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    user_of(&app, &headers).await?;
+    let who = principal_of(&app, &headers, source.ip()).await?;
+    if who.account.is_none() {
+        return Err(ApiError::Unauthorized);
+    }
     let row = conference_row(&app, &id).await?;
+    let role = role_towards(&app, &who, &row, false);
+    if !authz::allows(role, Action::ViewRoster) {
+        // Unrelated accounts learn nothing, not even that the conference exists.
+        return Err(ApiError::NotFound);
+    }
     let live = app.conferences.get(&id);
+    if !authz::allows(role, Action::Manage) {
+        let roster = match &live {
+            Some(c) => c.roster().await,
+            None => Vec::new(),
+        };
+        return Ok(Json(json!({
+            "id": row.id,
+            "uri": app.conference_uri(&row.id).to_string(),
+            "name": row.name,
+            "state": row.state,
+            "participants": roster.iter().map(|p| json!({
+                "id": p.id,
+                "user": p.user,
+                "display": p.display,
+                "talking": p.talking,
+            })).collect::<Vec<_>>(),
+        })));
+    }
     let (roster, port, worker) = match &live {
         Some(c) => (
             c.roster().await,
@@ -232,13 +400,27 @@ struct Invitations {
 }
 
 /// Dials every listed user into the conference and reports each outcome when all are known.
+/// The owner, an operator, or an account in the call may invite.
 async fn invite(
     State(app): State<Arc<App>>,
+    ConnectInfo(source): Source,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(body): Json<Invitations>,
+    Json(mut body): Json<Invitations>,
 ) -> Result<impl IntoResponse, ApiError> {
-    user_of(&app, &headers).await?;
+    let who = principal_of(&app, &headers, source.ip()).await?;
+    if who.account.is_none() {
+        return Err(ApiError::Unauthorized);
+    }
+    let row = conference_row(&app, &id).await?;
+    let role = role_towards(&app, &who, &row, false);
+    if !authz::allows(role, Action::ViewRoster) {
+        return Err(ApiError::NotFound);
+    }
+    require(&who, role, Action::Invite)?;
+    // One call per person, however often they are listed.
+    let mut seen = std::collections::HashSet::new();
+    body.users.retain(|u| seen.insert(u.clone()));
     if body.users.is_empty() || body.users.len() > 100 {
         return Err(ApiError::BadRequest(
             "users must list 1 to 100 names".into(),
@@ -277,8 +459,17 @@ async fn futures_join_all<F: std::future::Future<Output = serde_json::Value> + S
     out
 }
 
-/// Prometheus text exposition (unauthenticated, like every exporter; bind HTTP accordingly).
-async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+/// Prometheus text exposition: for operators, or for anyone with `--public-metrics` (for a
+/// scraper without credentials on a trusted network).
+async fn metrics(
+    State(app): State<Arc<App>>,
+    ConnectInfo(source): Source,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if !app.config.public_metrics {
+        let who = principal_of(&app, &headers, source.ip()).await?;
+        require(&who, who.server_role(), Action::Operate)?;
+    }
     let now = std::time::Instant::now();
     let gauges = [
         (
@@ -307,19 +498,21 @@ async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             app.throttle.purge(now) as u64,
         ),
     ];
-    (
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(&gauges),
-    )
+    ))
 }
 
 #[cfg(feature = "fault-injection")]
 async fn crash(
     State(app): State<Arc<App>>,
+    ConnectInfo(source): Source,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    user_of(&app, &headers).await?;
+    let who = principal_of(&app, &headers, source.ip()).await?;
+    require(&who, who.server_role(), Action::Operate)?;
     let conf = app.conferences.get(&id).ok_or(ApiError::NotFound)?;
     conf.worker
         .crash()
@@ -331,9 +524,11 @@ async fn crash(
 /// The warm pool and every serving worker: state, ports, restarts.
 async fn workers(
     State(app): State<Arc<App>>,
+    ConnectInfo(source): Source,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    user_of(&app, &headers).await?;
+    let who = principal_of(&app, &headers, source.ip()).await?;
+    require(&who, who.server_role(), Action::Operate)?;
     let pool = app.conferences.pool();
     let mut serving = Vec::new();
     for c in app.conferences.live() {
@@ -372,6 +567,15 @@ async fn workers(
     })))
 }
 
-async fn status(State(app): State<Arc<App>>) -> impl IntoResponse {
-    Json(app.status())
+/// Server counters, for operators (or anyone with `--public-metrics`).
+async fn status(
+    State(app): State<Arc<App>>,
+    ConnectInfo(source): Source,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if !app.config.public_metrics {
+        let who = principal_of(&app, &headers, source.ip()).await?;
+        require(&who, who.server_role(), Action::Operate)?;
+    }
+    Ok(Json(app.status()))
 }

@@ -2,10 +2,10 @@
 //! identifying the conference (its URI in From and Contact, its name in Subject). The first 2xx
 //! wins, the other branches are CANCELled; late 2xx are ACKed and hung up.
 
-use super::focus::unix_now;
-use super::{App, HDR_ID, HDR_NAME, HDR_PIN};
+use super::{App, HDR_ID, HDR_NAME, HDR_TOKEN};
 use crate::conference::{LiveConference, Participant};
 use crate::dialog::Dialog;
+use crate::ids::unix_now;
 use crate::media::webrtc::WebRtcSdp;
 use crate::sip::{HeaderName, Method, NameAddr, Request, Response, SipHeaders, SipUri};
 use crate::transport::core::ClientEvent;
@@ -83,8 +83,9 @@ impl App {
         let mut bindings = self.registrar.lookup(user, Instant::now());
         bindings.retain(|b| target.reaches(b));
         if bindings.is_empty() {
-            let known = matches!(self.store.user(user).await, Ok(Some(_)));
-            return DialOutcome::Failed(if known { 480 } else { 404 });
+            // One answer for "unknown" and "not registered": the outcome must not tell who
+            // has an account.
+            return DialOutcome::Failed(480);
         }
         let offer = sdp::offer(&self.local_media(conf));
         let (merged_tx, mut merged) = mpsc::unbounded_channel::<(usize, ClientEvent)>();
@@ -247,9 +248,13 @@ impl App {
             .push(HeaderName::Other(HDR_ID.into()), conf.row.id.clone());
         inv.headers
             .push(HeaderName::Other(HDR_NAME.into()), conf.row.name.clone());
-        // The invitee may leave and join again: the invitation carries what that takes.
-        inv.headers
-            .push(HeaderName::Other(HDR_PIN.into()), conf.row.pin.clone());
+        // The invitee may leave and join again: the invitation carries a token for that,
+        // bound to this conference and user, never the PIN.
+        let expires = unix_now() as u64 + crate::invitation::LIFETIME.as_secs();
+        inv.headers.push(
+            HeaderName::Other(HDR_TOKEN.into()),
+            self.invitations.token(&conf.row.id, user, expires),
+        );
         inv.headers.push(HeaderName::ContentType, "application/sdp");
         inv.body = Bytes::from(offer);
         inv
@@ -301,6 +306,8 @@ impl App {
         let p = Participant {
             id: pid,
             user: user.to_string(),
+            // The focus called this account's registered devices.
+            account: Some(user.to_string()),
             display: resp.header_to().and_then(|t| t.display),
             dialog: dialog.clone(),
             streams,

@@ -2,13 +2,17 @@
 //! (INVITE to the conference URI with its PIN), re-INVITE and BYE.
 
 use super::{App, FACTORY_USER, HDR_AUDIO, HDR_ID, HDR_NAME, HDR_PIN};
+use crate::auth::constant_time_eq;
+use crate::authz::{self, Action, Principal, Proof, Role};
 use crate::conference::{AudioMode, ConferenceError, LiveConference, MediaRoute, Participant};
 use crate::dialog::Dialog;
+use crate::ids::unix_now;
 use crate::media::webrtc::WebRtcSdp;
 use crate::metrics::Metrics;
 use crate::session_timer;
 use crate::sip::{HeaderName, Request, Response, SipHeaders};
 use crate::store::ConferenceRow;
+use crate::throttle::Target;
 use crate::transaction::TxId;
 use crate::transport::peer::Peer;
 use bytes::Bytes;
@@ -18,49 +22,65 @@ use std::sync::Arc;
 /// A refused join: the status and reason phrase to answer with.
 type Refusal = (u16, &'static str);
 
+/// Who is joining, as the join request proved it.
+struct Joiner {
+    /// The name the roster shows.
+    user: String,
+    /// The account the request proved (opener, invitation), if any.
+    account: Option<String>,
+    /// Tell them the PIN (the opener only).
+    reveal_pin: bool,
+}
+
 impl App {
     /// INVITE outside a dialog: open a conference (factory URI) or join one.
     pub(super) async fn invite(&self, tx: TxId, req: &Request, peer: Peer) {
         let target = req.uri.user.clone().unwrap_or_default();
         let (row, opener) = if target == FACTORY_USER {
-            let Some(user) = self.authenticate(tx, req, peer).await else {
+            let Some(who) = self.authenticate(tx, req, peer).await else {
                 return;
             };
-            match self.open_from_request(req, &user).await {
-                Ok(row) => (row, Some(user)),
+            match self.open_from_request(req, who.name()).await {
+                Ok(row) => (row, Some(who.name().to_string())),
                 Err(e) => return self.refuse_conference_error(tx, req, e),
             }
         } else {
+            // Throttled before the conference is read: a blocked guesser costs no database work.
+            if self.throttled(
+                tx,
+                req,
+                peer,
+                Target::Conference(&target),
+                &self.metrics.pin_throttled,
+            ) {
+                return;
+            }
             match self.store.conference(&target).await {
                 Ok(Some(row)) => (row, None),
                 Ok(None) => return self.reply(tx, req, 404, "Conference Not Found"),
                 Err(e) => return self.refuse_conference_error(tx, req, e.into()),
             }
         };
-        if opener.is_none() {
-            let ip_key = format!("ip:{}", peer.addr.ip());
-            let pin_key = format!("pin:{}", row.id);
-            if self.throttled(tx, req, &[&ip_key, &pin_key], &self.metrics.pin_throttled) {
-                return;
-            }
-            let refusal = match pin_of(req) {
-                Some(pin) if pin == row.pin => None,
-                Some(_) => Some("Forbidden (Wrong PIN)"),
-                None => Some("Forbidden (PIN Required)"),
-            };
-            if let Some(reason) = refusal {
-                tracing::info!(conference = %row.id, %peer, reason, "PIN refused");
-                Metrics::inc(&self.metrics.pin_failures);
-                self.fail(&[&ip_key, &pin_key]);
-                return self.reply(tx, req, 403, reason);
-            }
-        }
-        let user = opener.unwrap_or_else(|| {
-            req.header_from()
-                .and_then(|f| f.uri.user)
-                .unwrap_or_else(|| "anonymous".into())
-        });
-        match self.join(tx, req, peer, &row, &user).await {
+        let (user, account) = match opener.clone() {
+            Some(user) => (user.clone(), Some(user)),
+            None => match self.admit(req, &row) {
+                Ok(admitted) => admitted,
+                Err(reason) => {
+                    tracing::info!(conference = %row.id, %peer, reason, "join refused");
+                    Metrics::inc(&self.metrics.pin_failures);
+                    self.fail(peer, Target::Conference(&row.id));
+                    return self.reply(tx, req, 403, reason);
+                }
+            },
+        };
+        // Only the opener is told the PIN; joiners proved they have it or an invitation.
+        let reveal_pin = opener.is_some();
+        let joiner = Joiner {
+            user,
+            account,
+            reveal_pin,
+        };
+        match self.join(tx, req, peer, &row, joiner).await {
             Ok(()) => {}
             Err((code, reason)) => self.reply(tx, req, code, reason),
         }
@@ -91,6 +111,7 @@ impl App {
             ConferenceError::NotFound => (404, "Conference Not Found"),
             ConferenceError::Closed => (404, "Conference Closed"),
             ConferenceError::NoPorts => (503, "Service Unavailable (No Media Ports)"),
+            ConferenceError::BadName => (400, "Bad Request (Conference Name)"),
             ConferenceError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 (500, "Server Internal Error")
@@ -113,7 +134,7 @@ impl App {
         req: &Request,
         peer: Peer,
         row: &ConferenceRow,
-        user: &str,
+        joiner: Joiner,
     ) -> Result<(), Refusal> {
         // An offerless INVITE (delayed offer, RFC 3261 §13.2.1): we offer in the 200 and read
         // the answer from the ACK.
@@ -171,7 +192,8 @@ impl App {
         let dialog = Dialog::uas(req, &local_tag, peer).map_err(|_| (400, "Incomplete Request"))?;
         let participant = Participant {
             id: self.conferences.next_participant_id(),
-            user: user.to_string(),
+            user: joiner.user,
+            account: joiner.account,
             display: req.header_from().and_then(|f| f.display),
             dialog,
             streams,
@@ -206,7 +228,7 @@ impl App {
             body
         };
         let mut r = Response::for_request(req, 200, "OK").with_to_tag(&local_tag);
-        self.conference_headers(&mut r, &conf.row, peer);
+        self.conference_headers(&mut r, &conf.row, peer, joiner.reveal_pin);
         if let Some(t) = timer {
             t.apply(&mut r);
         }
@@ -252,8 +274,9 @@ impl App {
         Ok(answer)
     }
 
-    /// Contact (the focus URI), Allow and the conference's identity headers.
-    fn conference_headers(&self, r: &mut Response, row: &ConferenceRow, peer: Peer) {
+    /// Contact (the focus URI), Allow and the conference's identity headers; its PIN only for
+    /// the one who opened it.
+    fn conference_headers(&self, r: &mut Response, row: &ConferenceRow, peer: Peer, pin: bool) {
         r.headers
             .push(HeaderName::Contact, self.conference_contact(&row.id, peer));
         r.headers.push(HeaderName::Allow, super::ALLOW);
@@ -262,8 +285,10 @@ impl App {
             .push(HeaderName::Other(HDR_ID.into()), row.id.clone());
         r.headers
             .push(HeaderName::Other(HDR_NAME.into()), row.name.clone());
-        r.headers
-            .push(HeaderName::Other(HDR_PIN.into()), row.pin.clone());
+        if pin {
+            r.headers
+                .push(HeaderName::Other(HDR_PIN.into()), row.pin.clone());
+        }
         r.headers.push(HeaderName::Server, super::SERVER);
     }
 
@@ -291,7 +316,7 @@ impl App {
     /// re-INVITE or UPDATE in a call: new SDP (hold, resume, moved address) and/or a session
     /// refresh (RFC 4028). An UPDATE without a body only refreshes.
     pub(super) async fn reinvite(&self, tx: TxId, req: &Request, peer: Peer) {
-        let Some((conf, pid)) = self.conferences.by_dialog(&self.dialog_id(req)) else {
+        let Some((conf, pid)) = self.in_call(req) else {
             return self.reply(tx, req, 481, "Call/Transaction Does Not Exist");
         };
         let order = conf.with_participant(pid, |p| p.dialog.accept_request(req));
@@ -337,7 +362,7 @@ impl App {
         let now = std::time::Instant::now();
         conf.with_participant(pid, |p| p.session = timer.map(|t| (t, t.next_action(now))));
         let mut r = Response::for_request(req, 200, "OK");
-        self.conference_headers(&mut r, &conf.row, peer);
+        self.conference_headers(&mut r, &conf.row, peer, false);
         if let Some(t) = timer {
             t.apply(&mut r);
         }
@@ -398,7 +423,7 @@ impl App {
     }
 
     pub(super) fn bye(&self, tx: TxId, req: &Request) {
-        let Some((conf, pid)) = self.conferences.by_dialog(&self.dialog_id(req)) else {
+        let Some((conf, pid)) = self.in_call(req) else {
             return self.reply(tx, req, 481, "Call/Transaction Does Not Exist");
         };
         if let Some(p) = self.conferences.leave(&conf, pid) {
@@ -421,13 +446,13 @@ impl App {
                 Err(e) => self.refuse_conference_error(tx, req, e.into()),
             };
         }
-        let Some(user) = self.authenticate(tx, req, peer).await else {
+        let Some(who) = self.authenticate(tx, req, peer).await else {
             return;
         };
-        match self.open_from_request(req, &user).await {
+        match self.open_from_request(req, who.name()).await {
             Ok(row) => {
                 let mut r = Response::for_request(req, 200, "OK").with_to_tag(&crate::ids::tag());
-                self.conference_headers(&mut r, &row, peer);
+                self.conference_headers(&mut r, &row, peer, true);
                 let uri = self.conference_uri(&row.id);
                 r.headers.push(HeaderName::ContentType, "text/plain");
                 r.body = Bytes::from(format!(
@@ -444,6 +469,55 @@ impl App {
     pub async fn live_conference(&self, id: &str) -> Result<Arc<LiveConference>, ConferenceError> {
         self.conferences.activate(id).await
     }
+}
+
+impl App {
+    /// Whether a join request may enter `row`, by the authorization model: the right PIN, or a
+    /// valid invitation token (then the joiner is the invited user, and that account). Returns
+    /// the joiner's name and proven account, or the reason phrase of the 403.
+    fn admit(
+        &self,
+        req: &Request,
+        row: &ConferenceRow,
+    ) -> Result<(String, Option<String>), &'static str> {
+        let pin = pin_of(req);
+        let token = token_of(req);
+        if pin.is_none() && token.is_none() {
+            return Err("Forbidden (PIN Required)");
+        }
+        let invited = token.and_then(|t| self.invitations.check(&row.id, &t, unix_now() as u64));
+        let pin_ok = pin.is_some_and(|p| constant_time_eq(p.as_bytes(), row.pin.as_bytes()));
+        let proof = Proof {
+            pin_or_invitation: pin_ok || invited.is_some(),
+            in_call: false,
+        };
+        if !authz::allows(Role::of(&Principal::anonymous(), row, proof), Action::Join) {
+            return Err("Forbidden (Wrong PIN)");
+        }
+        Ok(match invited {
+            Some(invitation) => (invitation.user.clone(), Some(invitation.user)),
+            None => (
+                req.header_from()
+                    .and_then(|f| f.uri.user)
+                    .unwrap_or_else(|| "anonymous".into()),
+                None,
+            ),
+        })
+    }
+}
+
+/// The invitation token of a request: `;token=` on the Request-URI, else the
+/// `X-Conference-Token` header.
+fn token_of(req: &Request) -> Option<String> {
+    req.uri
+        .param("token")
+        .flatten()
+        .map(str::to_string)
+        .or_else(|| {
+            req.headers
+                .get_other(super::HDR_TOKEN)
+                .map(|v| v.trim().to_string())
+        })
 }
 
 /// The PIN of a request: `;pin=` on the Request-URI, else the `X-Conference-PIN` header.
@@ -471,10 +545,4 @@ fn audio_mode_of(req: &Request, row: &ConferenceRow) -> AudioMode {
 
 fn valid_pin(p: &str) -> bool {
     (4..=12).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
-}
-
-pub(super) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

@@ -10,14 +10,16 @@ mod switch;
 pub use dialout::{DialOutcome, DialTarget};
 
 use crate::auth::{Authenticator, Rejection};
+use crate::authz::Principal;
 use crate::conference::Conferences;
 use crate::config::Config;
+use crate::invitation::Invitations;
 use crate::metrics::Metrics;
 use crate::registrar::Registrar;
 use crate::sip::digest::{Algorithm, Credentials};
 use crate::sip::{HeaderName, Method, Request, Response, SipHeaders};
 use crate::store::Store;
-use crate::throttle::{Throttle, ThrottlePolicy, Verdict};
+use crate::throttle::{Target, Throttle, ThrottleLimits, Verdict};
 use crate::transaction::TxId;
 use crate::transport::core::{AppEvent, CoreHandle};
 use crate::transport::peer::{Peer, Transport};
@@ -37,20 +39,11 @@ pub const FACTORY_USER: &str = "conference";
 pub const HDR_ID: &str = "X-Conference-ID";
 pub const HDR_NAME: &str = "X-Conference-Name";
 pub const HDR_PIN: &str = "X-Conference-PIN";
+/// An invitation's token: joins in place of the PIN (see `invitation`).
+pub const HDR_TOKEN: &str = "X-Conference-Token";
 /// `mix` or `forward`: how a joiner hears the conference's audio.
 pub const HDR_AUDIO: &str = "X-Conference-Audio";
 const SERVER: &str = concat!("convoke/", env!("CARGO_PKG_VERSION"));
-
-/// The account name a request claims (credentials, else From), for throttling.
-fn claimed_name(account: &Option<crate::store::User>, req: &Request) -> String {
-    match account {
-        Some(a) => a.name.clone(),
-        None => req
-            .header_from()
-            .and_then(|f| f.uri.user)
-            .unwrap_or_default(),
-    }
-}
 
 /// A Via with a fresh branch, for a request from `host` to `peer`.
 pub(crate) fn via_header(host: &str, peer: Peer) -> String {
@@ -69,8 +62,10 @@ pub struct App {
     pub conferences: Conferences,
     pub core: CoreHandle,
     pub metrics: Arc<Metrics>,
-    /// Failed authentications and PINs, by source IP, account and conference.
+    /// Failed passwords, PINs and invitation tokens, over SIP and HTTP.
     pub throttle: Throttle,
+    /// Signs and checks the tokens invitations carry instead of the PIN.
+    pub invitations: Invitations,
     /// INVITE transactions answered 2xx, awaiting ACK: (conference, participant).
     pending_acks: DashMap<TxId, (String, u64)>,
 }
@@ -82,8 +77,10 @@ impl App {
         conferences: Conferences,
         core: CoreHandle,
         metrics: Arc<Metrics>,
+        invitations: Invitations,
     ) -> Arc<Self> {
         Arc::new(Self {
+            invitations,
             auth: Authenticator::new(&config.realm, config.digest.clone()),
             config,
             store,
@@ -91,7 +88,7 @@ impl App {
             conferences,
             core,
             metrics,
-            throttle: Throttle::new(ThrottlePolicy::default()),
+            throttle: Throttle::new(ThrottleLimits::default()),
             pending_acks: DashMap::new(),
         })
     }
@@ -160,7 +157,7 @@ impl App {
             (Method::Message, false) => self.message(tx, &req, peer).await,
             (Method::Info | Method::Notify, true) => {
                 // DTMF INFO or a NOTIFY in a call: acknowledged, nothing to do yet.
-                let status = if self.conferences.by_dialog(&self.dialog_id(&req)).is_some() {
+                let status = if self.in_call(&req).is_some() {
                     200
                 } else {
                     481
@@ -196,11 +193,11 @@ impl App {
         self.core.respond(tx, self.response(req, status, reason));
     }
 
-    /// Authenticates a request by digest. Returns the user, or `None` after answering it.
+    /// Authenticates a request by digest. Returns who it is, or `None` after answering it.
     ///
     /// The account is looked up first (from the credentials, else the From user) so that its own
     /// challenge order applies: some clients abort on a challenge they cannot answer.
-    async fn authenticate(&self, tx: TxId, req: &Request, peer: Peer) -> Option<String> {
+    async fn authenticate(&self, tx: TxId, req: &Request, peer: Peer) -> Option<Principal> {
         let now = SystemTime::now();
         let creds = req
             .headers
@@ -212,6 +209,13 @@ impl App {
             Some(c) => Some(c.username.clone()),
             None => req.header_from().and_then(|f| f.uri.user),
         };
+        let claimed_name = claimed.clone().unwrap_or_default();
+        let target = Target::Account(&claimed_name);
+        // The throttle is consulted before the account is read: a blocked guesser costs no
+        // database work.
+        if self.throttled(tx, req, peer, target, &self.metrics.auth_throttled) {
+            return None;
+        }
         let account = match claimed {
             Some(name) => match self.store.user(&name).await {
                 Ok(account) => account,
@@ -223,11 +227,6 @@ impl App {
             },
             None => None,
         };
-        let ip_key = format!("ip:{}", peer.addr.ip());
-        let user_key = format!("user:{}", claimed_name(&account, req));
-        if self.throttled(tx, req, &[&ip_key, &user_key], &self.metrics.auth_throttled) {
-            return None;
-        }
         let mut order = account
             .as_ref()
             .and_then(|a| a.digest_order())
@@ -245,16 +244,16 @@ impl App {
                 Ok(alg) => match account {
                     Some(user) => self
                         .auth
-                        .verify(&creds, alg, user.ha1(alg), req.method.as_str())
-                        .map(|_| user.name),
+                        .verify(&creds, alg, user.ha1(alg), req)
+                        .map(|_| Principal::account(&user.name, user.operator)),
                     None => Err(Rejection::Invalid("unknown user")),
                 },
             },
         };
         match outcome {
-            Ok(user) => {
-                self.throttle.success(&user_key);
-                Some(user)
+            Ok(who) => {
+                self.throttle.success(peer.addr.ip(), target);
+                Some(who)
             }
             Err(Rejection::Invalid(why)) => {
                 tracing::info!(
@@ -264,7 +263,7 @@ impl App {
                     "authentication failed"
                 );
                 Metrics::inc(&self.metrics.auth_failures);
-                self.fail(&[&ip_key, &user_key]);
+                self.fail(peer, target);
                 self.reply(tx, req, 403, "Forbidden (Bad Credentials)");
                 None
             }
@@ -279,23 +278,21 @@ impl App {
         }
     }
 
-    /// Answers 503 with Retry-After if any key is blocked.
+    /// Answers 503 with Retry-After if `peer` may not try `target` now.
     pub(super) fn throttled(
         &self,
         tx: TxId,
         req: &Request,
-        keys: &[&str],
+        peer: Peer,
+        target: Target,
         counter: &std::sync::atomic::AtomicU64,
     ) -> bool {
         let now = std::time::Instant::now();
-        let Some(wait) = keys.iter().find_map(|k| match self.throttle.check(k, now) {
-            Verdict::Blocked(wait) => Some(wait),
-            Verdict::Allow => None,
-        }) else {
+        let Verdict::Blocked(wait) = self.throttle.check(peer.addr.ip(), target, now) else {
             return false;
         };
         Metrics::inc(counter);
-        tracing::warn!(keys = ?keys, retry_after = wait.as_secs() + 1, "throttled");
+        tracing::warn!(source = %peer.addr.ip(), ?target, retry_after = wait.as_secs() + 1, "throttled");
         let mut r = self.response(req, 503, "Service Unavailable (Too Many Failures)");
         r.headers
             .push(HeaderName::RetryAfter, (wait.as_secs() + 1).to_string());
@@ -303,14 +300,25 @@ impl App {
         true
     }
 
-    /// Records a failure against every key; logs keys that become blocked.
-    pub(super) fn fail(&self, keys: &[&str]) {
-        let now = std::time::Instant::now();
-        for k in keys {
-            if self.throttle.failure(k, now) {
-                tracing::warn!(key = k, "too many failures: blocked");
-            }
+    /// Records a failed try of `target` from `peer`; logs when it blocks.
+    pub(super) fn fail(&self, peer: Peer, target: Target) {
+        if self
+            .throttle
+            .failure(peer.addr.ip(), target, std::time::Instant::now())
+        {
+            tracing::warn!(source = %peer.addr.ip(), ?target, "too many failures: blocked");
         }
+    }
+
+    /// The conference and participant whose dialog `req` belongs to: Call-ID and our tag find
+    /// it, and the From tag must be the participant's (RFC 3261 §12.2.2), so that knowing a
+    /// Call-ID and To tag is not enough to act in someone's call.
+    fn in_call(&self, req: &Request) -> Option<(Arc<crate::conference::LiveConference>, u64)> {
+        let (conf, pid) = self.conferences.by_dialog(&self.dialog_id(req))?;
+        let from_tag = req.header_from().and_then(|f| f.tag().map(str::to_string));
+        let theirs =
+            conf.with_participant(pid, |p| Some(&p.dialog.remote_tag) == from_tag.as_ref());
+        theirs.unwrap_or(false).then_some((conf, pid))
     }
 
     fn dialog_id(&self, req: &Request) -> crate::dialog::DialogId {
@@ -353,7 +361,7 @@ impl App {
     }
 
     fn handle_ack(&self, req: &Request, peer: Peer) {
-        let Some((conf, pid)) = self.conferences.by_dialog(&self.dialog_id(req)) else {
+        let Some((conf, pid)) = self.in_call(req) else {
             return;
         };
         let Some((invite_tx, our_offer)) =

@@ -3,6 +3,7 @@
 //! subscription the REFER created (the caller's call, or a dialog of its own).
 
 use super::{App, FACTORY_USER};
+use crate::authz::{self, Action, Principal, Proof, Role};
 use crate::conference::LiveConference;
 use crate::dialog::Dialog;
 use crate::sip::{reason_phrase, HeaderName, Method, NameAddr, Request, Response, SipHeaders};
@@ -38,14 +39,36 @@ impl App {
         // A GRUU in Refer-To calls that one device.
         let target = super::DialTarget::from_uri_parts(user, refer_to.uri.param("gr").flatten());
         let (conf, subscription) = if in_dialog {
-            let Some((conf, participant)) = self.conferences.by_dialog(&self.dialog_id(req)) else {
+            let Some((conf, participant)) = self.in_call(req) else {
                 return self.reply(tx, req, 481, "Call/Transaction Does Not Exist");
             };
-            if !matches!(
-                conf.with_participant(participant, |p| p.dialog.accept_request(req)),
-                Some(Ok(()))
-            ) {
+            let Some((order, account)) = conf.with_participant(participant, |p| {
+                (p.dialog.accept_request(req), p.account.clone())
+            }) else {
+                return self.reply(tx, req, 481, "Call/Transaction Does Not Exist");
+            };
+            if order.is_err() {
                 return self.reply(tx, req, 500, "Server Internal Error (CSeq Out Of Order)");
+            }
+            // Only participants who proved an account may make the focus ring people: a PIN
+            // guest could otherwise ring any user and learn which accounts exist. A guest is
+            // challenged; credentials in the REFER prove the account from then on.
+            let proof = Proof {
+                pin_or_invitation: true,
+                in_call: true,
+            };
+            let who = match account {
+                Some(name) => Principal::account(&name, false),
+                None => {
+                    let Some(who) = self.authenticate(tx, req, peer).await else {
+                        return;
+                    };
+                    conf.with_participant(participant, |p| p.account = who.account.clone());
+                    who
+                }
+            };
+            if !authz::allows(Role::of(&who, &conf.row, proof), Action::Invite) {
+                return self.reply(tx, req, 403, "Forbidden (Guests Cannot Invite)");
             }
             self.reply(tx, req, 202, "Accepted");
             (conf.clone(), Subscription::Call { conf, participant })
@@ -54,13 +77,24 @@ impl App {
             if id == FACTORY_USER {
                 return self.reply(tx, req, 403, "Forbidden (REFER A Conference URI)");
             }
-            match self.store.conference(&id).await {
-                Ok(Some(_)) => {}
+            let row = match self.store.conference(&id).await {
+                Ok(Some(row)) => row,
                 Ok(None) => return self.reply(tx, req, 404, "Conference Not Found"),
                 Err(_) => return self.reply(tx, req, 500, "Server Internal Error"),
-            }
-            if self.authenticate(tx, req, peer).await.is_none() {
+            };
+            let Some(who) = self.authenticate(tx, req, peer).await else {
                 return;
+            };
+            let proof = Proof {
+                pin_or_invitation: false,
+                in_call: self.conferences.get(&id).is_some_and(|c| {
+                    c.participants()
+                        .iter()
+                        .any(|p| p.account.as_deref() == Some(who.name()))
+                }),
+            };
+            if !authz::allows(Role::of(&who, &row, proof), Action::Invite) {
+                return self.reply(tx, req, 403, "Forbidden (Not Your Conference)");
             }
             let conf = match self.live_conference(&id).await {
                 Ok(c) => c,

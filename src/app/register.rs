@@ -1,7 +1,9 @@
 //! REGISTER (RFC 3261 §10.3): digest-authenticated bindings in the location service.
 
 use super::App;
-use crate::registrar::{ContactUpdate, Flow, DEFAULT_EXPIRES, MAX_EXPIRES, MIN_EXPIRES};
+use crate::registrar::{
+    ContactUpdate, Flow, RegisterError, DEFAULT_EXPIRES, MAX_EXPIRES, MIN_EXPIRES,
+};
 use crate::sip::{HeaderName, NameAddr, Request, SipHeaders, SipUri};
 use crate::transaction::TxId;
 use crate::transport::peer::Peer;
@@ -9,9 +11,10 @@ use std::time::Instant;
 
 impl App {
     pub(super) async fn register(&self, tx: TxId, req: &Request, peer: Peer) {
-        let Some(user) = self.authenticate(tx, req, peer).await else {
+        let Some(who) = self.authenticate(tx, req, peer).await else {
             return;
         };
+        let user = who.name().to_string();
         let Some(to) = req.header_to() else {
             return self.reply(tx, req, 400, "Malformed To");
         };
@@ -65,6 +68,9 @@ impl App {
             .update(&user, updates, call_id, cseq, peer, now)
         {
             Ok(b) => b,
+            Err(RegisterError::TooManyBindings) => {
+                return self.reply(tx, req, 403, "Forbidden (Too Many Contacts)")
+            }
             Err(e) => return self.reply(tx, req, 500, &e.to_string()),
         };
         tracing::info!(%user, %peer, bindings = bindings.len(), "registered");

@@ -28,10 +28,23 @@ pub enum ConferenceError {
     Closed,
     #[error("no media ports free")]
     NoPorts,
+    #[error("conference names are 1 to {MAX_NAME} characters without control characters")]
+    BadName,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("media worker: {0}")]
     Worker(#[from] std::io::Error),
+}
+
+/// The longest conference name, in characters.
+pub const MAX_NAME: usize = 100;
+
+/// A conference name as it will be stored: trimmed, 1 to `MAX_NAME` characters, no control
+/// characters (a CR/LF in a name would become extra SIP headers in every join and invitation).
+pub fn valid_name(name: &str) -> Option<&str> {
+    let name = name.trim();
+    let length = name.chars().count();
+    ((1..=MAX_NAME).contains(&length) && !name.chars().any(char::is_control)).then_some(name)
 }
 
 /// One person (one dialog) in a conference.
@@ -39,6 +52,9 @@ pub enum ConferenceError {
 pub struct Participant {
     pub id: u64,
     pub user: String,
+    /// The account the participant proved (authenticated, invited, or called by the focus);
+    /// `None` for a PIN joiner, whose `user` is only what its From header claims.
+    pub account: Option<String>,
     pub display: Option<String>,
     pub dialog: Dialog,
     pub streams: Vec<NegotiatedStream>,
@@ -234,6 +250,7 @@ impl Conferences {
         pin: &str,
         owner: &str,
     ) -> Result<ConferenceRow, ConferenceError> {
+        let name = valid_name(name).ok_or(ConferenceError::BadName)?;
         loop {
             match self
                 .store

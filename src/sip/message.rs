@@ -253,6 +253,16 @@ fn write_headers_and_body(out: &mut BytesMut, headers: &Headers, body: &Bytes) {
         if h.name == HeaderName::ContentLength {
             continue;
         }
+        // Last line of defence against header injection: a value with CR or LF would end the
+        // header and start another. Values are checked where they enter; this refuses the rest.
+        if h.value
+            .as_bytes()
+            .iter()
+            .any(|b| matches!(b, b'\r' | b'\n'))
+        {
+            tracing::error!(header = %h.name, "header value with CR/LF refused");
+            continue;
+        }
         out.put_slice(h.name.as_str().as_bytes());
         out.put_slice(b": ");
         out.put_slice(h.value.as_bytes());

@@ -71,8 +71,15 @@ impl fmt::Display for NameAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = String::with_capacity(64);
         if let Some(d) = &self.display {
+            // RFC 3261 §25.1 quoted-string: `"` and `\` as quoted-pairs; control characters
+            // (CR and LF above all) cannot appear in it at all and are dropped.
             s.push('"');
-            s.push_str(&d.replace('"', "'"));
+            for c in d.chars().filter(|c| !c.is_control()) {
+                if c == '"' || c == '\\' {
+                    s.push('\\');
+                }
+                s.push(c);
+            }
             s.push_str("\" ");
         }
         s.push('<');

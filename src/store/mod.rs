@@ -5,7 +5,6 @@ use crate::sip::digest::Algorithm;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,6 +25,8 @@ pub struct User {
     /// This account's digest challenge order, when it differs from the server's (e.g. `MD5` for
     /// clients that abort on a SHA-256 challenge).
     pub digest: Option<String>,
+    /// An administrator of the server (sees and manages every conference).
+    pub operator: bool,
 }
 
 impl User {
@@ -83,20 +84,51 @@ const SCHEMA: &[&str] = &[
         created_at INTEGER NOT NULL,
         state TEXT NOT NULL DEFAULT 'open'
     )",
+    // Server secrets that must outlive a restart (e.g. the key that signs invitations).
+    "CREATE TABLE IF NOT EXISTS secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )",
 ];
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+fn conference_of_row(r: &sqlx::sqlite::SqliteRow) -> ConferenceRow {
+    ConferenceRow {
+        id: r.get(0),
+        name: r.get(1),
+        pin: r.get(2),
+        owner: r.get(3),
+        created_at: r.get(4),
+        state: r.get(5),
+        audio: r.get(6),
+    }
+}
+
+/// Creates the data directory readable by its owner only (mode 0700 on Unix).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Makes an existing file readable and writable by its owner only.
+fn restrict(file: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    if file.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 impl Store {
     /// Opens (creating if needed) `DIR/convoke.db`.
     pub async fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
+        let file = dir.join("convoke.db");
         let opts = SqliteConnectOptions::new()
-            .filename(dir.join("convoke.db"))
+            .filename(&file)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .busy_timeout(std::time::Duration::from_secs(5));
@@ -109,7 +141,14 @@ impl Store {
         }
         // Columns added after the first release: databases made before them get them here
         // (SQLite has no ADD COLUMN IF NOT EXISTS; "duplicate column" means it is there).
-        for stmt in ["ALTER TABLE conferences ADD COLUMN audio TEXT"] {
+        // HA1 hashes and PINs: readable by the server's user only (the WAL files too).
+        for suffix in ["", "-wal", "-shm"] {
+            restrict(&dir.join(format!("convoke.db{suffix}")))?;
+        }
+        for stmt in [
+            "ALTER TABLE conferences ADD COLUMN audio TEXT",
+            "ALTER TABLE users ADD COLUMN operator INTEGER NOT NULL DEFAULT 0",
+        ] {
             if let Err(e) = sqlx::query(stmt).execute(&pool).await {
                 if !e.to_string().contains("duplicate column") {
                     return Err(e.into());
@@ -140,9 +179,38 @@ impl Store {
         Ok(())
     }
 
+    /// Makes an account an operator, or an ordinary account again.
+    pub async fn set_operator(&self, name: &str, operator: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET operator = ? WHERE name = ?")
+            .bind(operator)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A named secret, made by `make` and stored on first use (the first writer wins, so
+    /// every user of the database sees the same value).
+    pub async fn secret(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> String,
+    ) -> Result<String, StoreError> {
+        sqlx::query("INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING")
+            .bind(name)
+            .bind(make())
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
     pub async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(
-            "SELECT name, realm, ha1_md5, ha1_sha256, digest FROM users WHERE name = ?",
+            "SELECT name, realm, ha1_md5, ha1_sha256, digest, operator FROM users WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(&self.pool)
@@ -153,6 +221,7 @@ impl Store {
             ha1_md5: r.get(2),
             ha1_sha256: r.get(3),
             digest: r.get(4),
+            operator: r.get(5),
         }))
     }
 
@@ -163,6 +232,22 @@ impl Store {
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
+    /// Open conferences, newest first: those of `owner`, or all of them.
+    pub async fn open_conferences(
+        &self,
+        owner: Option<&str>,
+    ) -> Result<Vec<ConferenceRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, pin, owner, created_at, state, audio FROM conferences
+             WHERE state = 'open' AND (? IS NULL OR owner = ?) ORDER BY created_at DESC LIMIT 1000",
+        )
+        .bind(owner)
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(conference_of_row).collect())
+    }
+
     /// Inserts a conference row; fails with `Exists` on an ID collision so the caller can retry.
     pub async fn create_conference(
         &self,
@@ -171,7 +256,7 @@ impl Store {
         pin: &str,
         owner: &str,
     ) -> Result<ConferenceRow, StoreError> {
-        let created_at = now_secs();
+        let created_at = crate::ids::unix_now();
         let res = sqlx::query("INSERT INTO conferences (id, name, pin, owner, created_at, state) VALUES (?, ?, ?, ?, ?, 'open')")
             .bind(id)
             .bind(name)
@@ -222,15 +307,7 @@ impl Store {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| ConferenceRow {
-            id: r.get(0),
-            name: r.get(1),
-            pin: r.get(2),
-            owner: r.get(3),
-            created_at: r.get(4),
-            state: r.get(5),
-            audio: r.get(6),
-        }))
+        Ok(row.as_ref().map(conference_of_row))
     }
 }
 
@@ -243,6 +320,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).await.unwrap();
         s.put_user("alice", "convoke", "pw", None).await.unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("convoke.db")), 0o600);
+        }
+        assert!(!s.user("alice").await.unwrap().unwrap().operator);
+        s.set_operator("alice", true).await.unwrap();
+        assert!(s.user("alice").await.unwrap().unwrap().operator);
+        let key = s.secret("k", || "first".into()).await.unwrap();
+        assert_eq!(s.secret("k", || "second".into()).await.unwrap(), key);
         s.put_user("old", "convoke", "pw", Some("MD5"))
             .await
             .unwrap();

@@ -389,7 +389,12 @@ impl TransactionLayer {
                 } else {
                     tx.state = State::Completed;
                     tx.interval = config.t1;
-                    if !reliable {
+                    // A refusal of a dialog-creating INVITE is sent once, as a stateless proxy
+                    // would: an unverified (perhaps spoofed) UDP source must not get ten copies
+                    // of it (timer G). A lost one is recovered by the client's retransmitted
+                    // INVITE, which the transaction answers again, one for one.
+                    let initial = tx.request.header_to().is_some_and(|to| to.tag().is_none());
+                    if !reliable && !initial {
                         schedule.push((Timer::Retransmit, now + config.t1));
                     }
                     schedule.push((Timer::Timeout, now + config.timeout()));

@@ -180,12 +180,37 @@ fn client_non_invite_timer_e_caps_at_t2() {
 }
 
 #[test]
-fn server_invite_non_2xx_retransmits_until_ack() {
-    // Figure 7: 100 Trying if the TU is slow; a final response is repeated (G) until ACK,
-    // then timer I.
+fn a_refused_initial_invite_is_answered_once_per_request() {
+    // No amplification towards an unverified UDP source: the refusal goes out once, and a
+    // retransmitted INVITE gets it once more.
     let mut l = TransactionLayer::new(TimerConfig::default());
     let t0 = Instant::now();
-    let inv = request("INVITE", "z9hG4bKd", "");
+    let inv = request("INVITE", "z9hG4bKr", "");
+    l.handle_message(Message::Request(inv.clone()), peer(), t0);
+    let tx = tu_request(drain(&mut l));
+    l.respond(
+        tx,
+        Response::for_request(&inv, 403, "Forbidden").with_to_tag("t"),
+        t0 + ms(5),
+    );
+    assert_eq!(transmitted(&drain(&mut l)), vec!["SIP/2.0 403 Forbidden"]);
+    assert!(
+        run_until(&mut l, t0, Duration::from_secs(10)).is_empty(),
+        "no timer G copies"
+    );
+    l.handle_message(Message::Request(inv.clone()), peer(), t0 + ms(10_500));
+    assert_eq!(transmitted(&drain(&mut l)), vec!["SIP/2.0 403 Forbidden"]);
+    run_until(&mut l, t0, Duration::from_secs(40));
+    assert!(l.is_empty());
+}
+
+#[test]
+fn server_invite_non_2xx_retransmits_until_ack() {
+    // Figure 7: 100 Trying if the TU is slow; a final response to a re-INVITE is repeated (G)
+    // until ACK, then timer I.
+    let mut l = TransactionLayer::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let inv = request("INVITE", "z9hG4bKd", "theirs");
     l.handle_message(Message::Request(inv.clone()), peer(), t0);
     let out = drain(&mut l);
     assert!(

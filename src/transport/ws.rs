@@ -8,7 +8,7 @@ use super::peer::{Peer, Transport};
 use super::{Inbound, Transports};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -44,12 +44,38 @@ pub fn router(transports: Arc<Transports>, inbound: mpsc::Sender<Inbound>, secur
         })
 }
 
+/// A browser names the page that opens a WebSocket in `Origin`; only this server's own page
+/// may (another site's script would otherwise register and call as its visitors). Clients that
+/// are not browsers send no Origin.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest.trim_end_matches('/'));
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
 async fn upgrade(
     ws: WebSocketUpgrade,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     State(state): State<WsState>,
+    headers: HeaderMap,
 ) -> Response {
-    let ws = ws.protocols(["sip"]).max_message_size(MAX_MESSAGE);
+    if !same_origin(&headers) {
+        tracing::info!(%addr, origin = ?headers.get(header::ORIGIN), "WebSocket from another site refused");
+        return (StatusCode::FORBIDDEN, "WebSocket from another origin").into_response();
+    }
+    // A frame is bounded like a message: otherwise one huge frame is buffered whole before
+    // the message cap is looked at.
+    let ws = ws
+        .protocols(["sip"])
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE);
     // RFC 7118 §4: the client must ask for the "sip" subprotocol.
     if ws.selected_protocol().is_none() {
         return (

@@ -19,11 +19,36 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const USERS: &[(&str, &str)] = &[
+    // The operator: the harness reads server-wide views (status, workers, any conference) as
+    // it; everything a user does is done as one of the others.
+    (OPERATOR, "admin-pw"),
     ("alice", "alice-pw"),
     ("bob", "bob-pw"),
     ("carol", "carol-pw"),
     ("dave", "dave-pw"),
 ];
+
+pub const OPERATOR: &str = "admin";
+
+/// Adds or changes an account in `data` with the CLI, the password on standard input as an
+/// operator would type it.
+pub fn add_account(data: &std::path::Path, name: &str, password: &str, extra: &[&str]) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_convoke"))
+        .args(["user", "add", name, "--data"])
+        .arg(data)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{password}").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add: {}", run_status(&out));
+}
 
 pub fn password(user: &str) -> &'static str {
     USERS
@@ -95,16 +120,8 @@ impl Server {
     fn start_where(netns: Option<String>, extra: &[&str]) -> Self {
         let data = tempfile::tempdir().unwrap();
         for (u, p) in USERS {
-            let out = Command::new(env!("CARGO_BIN_EXE_convoke"))
-                .args(["user", "add", u, "--password", p, "--data"])
-                .arg(data.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "user add: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let extra: &[&str] = if *u == OPERATOR { &["--operator"] } else { &[] };
+            add_account(data.path(), u, p, extra);
         }
         let mut s = Server {
             child: None,
@@ -168,13 +185,7 @@ impl Server {
 
     /// Adds or changes an account with the CLI, as an operator would (works while serving).
     pub fn add_user(&self, name: &str, password: &str, extra: &[&str]) {
-        let out = Command::new(env!("CARGO_BIN_EXE_convoke"))
-            .args(["user", "add", name, "--password", password, "--data"])
-            .arg(self.data.path())
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "user add: {}", run_status(&out));
+        add_account(self.data.path(), name, password, extra);
     }
 
     /// Stops the process (as an operator would) and starts it again on the same data.
@@ -227,7 +238,7 @@ impl Server {
         }
         let r = reqwest::blocking::Client::new()
             .get(format!("http://{}{path}", self.http))
-            .basic_auth("alice", Some(password("alice")))
+            .basic_auth(OPERATOR, Some(password(OPERATOR)))
             .timeout(Duration::from_secs(2))
             .send()
             .ok()?;
@@ -282,13 +293,15 @@ impl Server {
     pub fn metrics_text(&self) -> String {
         self.http()
             .get(self.url("/metrics"))
+            .basic_auth(OPERATOR, Some(password(OPERATOR)))
             .send()
             .unwrap()
             .text()
             .unwrap()
     }
 
-    /// An API request as alice from inside the server's network namespace.
+    /// An API request from inside the server's network namespace: reads as the operator,
+    /// changes as alice.
     fn curl(
         &self,
         method: &str,
@@ -298,7 +311,8 @@ impl Server {
         let ns = self.netns.as_deref()?;
         let mut c = netns::command(Some(ns), "curl");
         c.args(["-sf", "-m", "2", "-X", method]);
-        c.args(["-u", &format!("alice:{}", password("alice"))]);
+        let user = if method == "GET" { OPERATOR } else { "alice" };
+        c.args(["-u", &format!("{user}:{}", password(user))]);
         if let Some(b) = body {
             c.args(["-H", "content-type: application/json", "-d", &b.to_string()]);
         }

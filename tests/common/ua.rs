@@ -288,6 +288,20 @@ To: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{user}@
         self.transact(&req)
     }
 
+    /// Any request in the call, with extra headers; returns its final response.
+    pub fn request_in_call(
+        &mut self,
+        call: &mut Call,
+        method: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self.in_dialog(method, call, true);
+        for (k, v) in headers {
+            req.headers.push(HeaderName::parse(k), v.to_string());
+        }
+        self.transact(&req)
+    }
+
     pub fn bye(&mut self, call: &mut Call) -> Response {
         let bye = self.in_dialog("BYE", call, true);
         self.transact(&bye)
@@ -364,7 +378,8 @@ To: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{user}@
     /// Waits for a request from the server (answering it 200) whose body contains `needle`.
     /// Answers an incoming (re-)INVITE 200 with our SDP.
     pub fn answer_offer(&self, req: &Request, sdp: &str) {
-        let mut r = Response::for_request(req, 200, "OK");
+        // A new call needs our To tag; a re-INVITE's To already has it.
+        let mut r = Response::for_request(req, 200, "OK").with_to_tag("uatag");
         r.headers.push(
             HeaderName::Contact,
             format!("<sip:{}@{}>", self.user, self.local()),

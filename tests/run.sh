@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The README's second command: installs what the tests need (idempotently; Debian 12, as root
+# or through sudo) and runs the whole suite. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# sip-tester: SIPp, the independent SIP peer of the interop tests (and its g711a.pcap for RTP).
+# baresip-core: baresip, the softphone of the interop tests (registers, joins, sends audio).
+# iproute2 and nftables: tests run the server and browsers in network namespaces, some with a
+# firewall that drops the conference port range.
+# curl: API calls inside those namespaces; python3 and pip: aiortc and the bench scripts.
+# chromium: the browser of the WebRTC page tests (driven by playwright-core, never downloaded).
+# build-essential: the C compiler of the bundled SQLite and TLS crates (rustup's Rust needs it).
+packages=(sip-tester baresip-core iproute2 nftables curl python3 python3-pip ca-certificates
+  chromium build-essential)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+command -v npm >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root apt-get update
+  as_root apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+# playwright-core (and JsSIP, esbuild: web/vendor/jssip.min.js is their bundle), as locked.
+npm ci --prefix web --no-audit --no-fund
+# aiortc: the non-browser WebRTC peer of tests/webrtc_aiortc.rs.
+python3 -c 'import aiortc' 2>/dev/null \
+  || python3 -m pip install --quiet aiortc \
+  || python3 -m pip install --quiet --break-system-packages aiortc
+command -v cargo-nextest >/dev/null || cargo install cargo-nextest --locked
+exec cargo nextest run --workspace --no-fail-fast --features convoke/fault-injection,convoke/load

@@ -71,18 +71,29 @@ fn lookup(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for n in [5u16, 9, 50] {
         let mut members = roster(n);
-        // Latch everyone, then look up the last member (the longest scan).
+        let packet = [0x80u8; 172];
+        // Latch everyone (their declared addresses), then look up the last member (the
+        // longest scan).
         for i in 0..n {
             attribute(
                 &mut members,
                 AUDIO,
                 false,
                 ([127, 0, 0, 1], 10_000 + 2 * i).into(),
+                &packet,
             );
         }
         let last: SocketAddr = ([127, 0, 0, 1], 10_000 + 2 * (n - 1)).into();
         g.bench_function(format!("{n} members, last"), |b| {
-            b.iter(|| attribute(black_box(&mut members), AUDIO, false, black_box(last)))
+            b.iter(|| {
+                attribute(
+                    black_box(&mut members),
+                    AUDIO,
+                    false,
+                    black_box(last),
+                    &packet,
+                )
+            })
         });
     }
     g.finish();

@@ -164,6 +164,13 @@ pub struct Settings {
     /// SIP timer T4 (message lifetime in the network) in milliseconds [default: 5000]
     #[arg(long, env = "CONVOKE_T4_MS")]
     pub t4_ms: Option<u64>,
+    /// Seconds a call may send no media (while not on hold) before the focus hangs it up; 0
+    /// for never [default: 60]
+    #[arg(long, env = "CONVOKE_MEDIA_TIMEOUT")]
+    pub media_timeout: Option<u64>,
+    /// Participants one conference takes at most; a join beyond gets 486 [default: 100]
+    #[arg(long, env = "CONVOKE_MAX_PARTICIPANTS")]
+    pub max_participants: Option<usize>,
     /// Serve /metrics and /api/v1/status without credentials (for a scraper on a trusted
     /// network); otherwise they need an operator account [default: false]
     #[arg(long, env = "CONVOKE_PUBLIC_METRICS", num_args = 0..=1, default_missing_value = "true")]
@@ -198,6 +205,8 @@ impl Settings {
             t2_ms: self.t2_ms.or(other.t2_ms),
             t4_ms: self.t4_ms.or(other.t4_ms),
             public_metrics: self.public_metrics.or(other.public_metrics),
+            max_participants: self.max_participants.or(other.max_participants),
+            media_timeout: self.media_timeout.or(other.media_timeout),
         }
     }
 }
@@ -232,6 +241,10 @@ pub struct Config {
     pub min_se: u32,
     /// /metrics and /api/v1/status without credentials.
     pub public_metrics: bool,
+    /// Participants per conference.
+    pub max_participants: usize,
+    /// Calls that send no media this long are hung up (`None`: never).
+    pub media_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -296,6 +309,10 @@ impl Config {
         }
         Ok(Self {
             public_metrics: s.public_metrics.unwrap_or(false),
+            max_participants: s.max_participants.unwrap_or(100).max(1),
+            media_timeout: Some(s.media_timeout.unwrap_or(60))
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs),
             tls,
             min_se: s
                 .min_se

@@ -145,6 +145,9 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     tokio::spawn(app.clone().run(app_rx));
     tokio::spawn(housekeeping(app.clone(), transports));
     tokio::spawn(session_timers(app.clone()));
+    if let Some(timeout) = config.media_timeout {
+        tokio::spawn(media_timeouts(app.clone(), timeout));
+    }
     if config.relay_first {
         tokio::spawn(app.clone().switch_routes());
     }
@@ -172,6 +175,16 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     )
     .await
     .map_err(StartError::Http)
+}
+
+/// Looks for calls without media four times per timeout (so a silent call ends between one
+/// and one and a quarter timeouts after its last packet).
+async fn media_timeouts(app: Arc<App>, timeout: std::time::Duration) {
+    let mut tick = tokio::time::interval((timeout / 4).max(std::time::Duration::from_millis(250)));
+    loop {
+        tick.tick().await;
+        app.hang_up_silent_calls(timeout).await;
+    }
 }
 
 /// RFC 4028: checks session timers twice a second.

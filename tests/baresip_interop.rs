@@ -18,11 +18,15 @@ fn baresip_registers_joins_and_is_heard() {
     let (conf, pin) = server.open_conference("with baresip");
 
     let mut alice = Ua::new("alice", server.sip);
-    let alice_rtp = RtpPeer::bind("127.0.0.1", 0xA11CE);
+    let mut alice_rtp = RtpPeer::bind("127.0.0.1", 0xA11CE);
     let uri = server.join_uri(&conf, &pin);
     let mut alice_call = alice
         .invite(&uri, &alice_rtp.offer(), None, &[])
         .expect("alice joins");
+    alice_rtp.announce(std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        alice_call.media_port(),
+    )));
 
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("tone.wav");

@@ -33,9 +33,10 @@ fn flood_leaves_memory_and_media_alone() {
     let alice_rtp = RtpPeer::bind("127.0.0.1", 0xF1);
     let mut alice_call = alice.invite(&uri, &alice_rtp.offer(), None, &[]).unwrap();
     let mut bob = Ua::new("bob", server.sip);
-    let bob_rtp = RtpPeer::bind("127.0.0.1", 0xF2);
+    let mut bob_rtp = RtpPeer::bind("127.0.0.1", 0xF2);
     let mut bob_call = bob.invite(&uri, &bob_rtp.offer(), None, &[]).unwrap();
     let media = SocketAddr::from(([127, 0, 0, 1], alice_call.media_port()));
+    bob_rtp.announce(media);
 
     // A first, identical flood fills the bounded inbound queue once (its high-water mark stays
     // with the allocator); measured by hand, RSS then stays flat over five more floods. The

@@ -181,6 +181,10 @@ fn video_is_forwarded_on_the_video_port() {
         peers.push((ua, call, audio, video, video_port));
     }
     let port = peers[0].4;
+    // Bob's video socket speaks first, as a phone's does (RTCP at least).
+    peers[1]
+        .3
+        .announce(SocketAddr::from(([127, 0, 0, 1], port)));
     for _ in 0..30 {
         peers[0].3.send(SocketAddr::from(([127, 0, 0, 1], port)));
         std::thread::sleep(Duration::from_millis(2));

@@ -9,7 +9,7 @@ use common::{password, Server, OPERATOR};
 use convoke::sip::digest::{authorize, parse_challenge};
 use convoke::sip::{HeaderName, SipHeaders};
 use std::io::{Read, Write};
-use std::net::{IpAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 fn status(r: reqwest::blocking::RequestBuilder) -> u16 {
@@ -452,4 +452,107 @@ Contact: <sip:victim@{local}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
         }
     }
     assert_eq!(finals, 1, "one answer for one request");
+}
+
+/// Finding 5: a join whose SDP names someone else's address (a third party that never sent
+/// anything) gets at most a bounded few packets sent there, however long the call lasts.
+#[test]
+fn media_is_not_aimed_at_addresses_that_sent_nothing() {
+    let server = Server::start();
+    let (conf, pin) = server.open_conference("reflector");
+    let victim = RtpPeer::bind("127.0.0.1", 99);
+    let mut attacker = Ua::new("mallory", server.sip);
+    let mut aimed = attacker
+        .invite(&server.join_uri(&conf, &pin), &victim.offer(), None, &[])
+        .expect("the join itself is fine");
+    let mut talker_rtp = RtpPeer::bind("127.0.0.1", 7);
+    let mut talker = Ua::new("bob", server.sip);
+    let mut call = talker
+        .invite(
+            &server.join_uri(&conf, &pin),
+            &talker_rtp.offer(),
+            None,
+            &[],
+        )
+        .expect("bob joins");
+    let port = SocketAddr::from(([127, 0, 0, 1], call.media_port()));
+    for _ in 0..150 {
+        talker_rtp.send(port);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got: u64 = victim.received().values().sum();
+    assert!(
+        got <= 25,
+        "{got} packets reached an address that never sent anything"
+    );
+    assert!(
+        talker_rtp.received().values().sum::<u64>() > 0 || got > 0,
+        "the conference was sending at all"
+    );
+    assert_eq!(talker.bye(&mut call).status, 200);
+    assert_eq!(attacker.bye(&mut aimed).status, 200);
+}
+
+/// Finding 5: a conference takes a bounded number of participants (`--max-participants`).
+#[test]
+fn a_full_conference_refuses_joins() {
+    let server = Server::start_with(&["--max-participants", "2"]);
+    let (conf, pin) = server.open_conference("small");
+    let mut calls = Vec::new();
+    for n in 0..2 {
+        let rtp = RtpPeer::bind("127.0.0.1", n);
+        let mut ua = Ua::new("guest", server.sip);
+        let call = ua
+            .invite(&server.join_uri(&conf, &pin), &rtp.offer(), None, &[])
+            .expect("room for two");
+        calls.push((ua, call, rtp));
+    }
+    let rtp = RtpPeer::bind("127.0.0.1", 3);
+    let mut third = Ua::new("guest", server.sip);
+    let refused = third
+        .invite(&server.join_uri(&conf, &pin), &rtp.offer(), None, &[])
+        .err()
+        .map(|r| r.status);
+    assert_eq!(refused, Some(486));
+    for (mut ua, mut call, _) in calls {
+        assert_eq!(ua.bye(&mut call).status, 200);
+    }
+}
+
+/// Finding 5: a call that sends no media is hung up after the media timeout; one on hold is not.
+#[test]
+fn silent_calls_are_hung_up() {
+    let server = Server::start_with(&["--media-timeout", "2"]);
+    let (conf, pin) = server.open_conference("quiet");
+    let silent_rtp = RtpPeer::bind("127.0.0.1", 1);
+    let mut silent = Ua::new("silent", server.sip);
+    let _call = silent
+        .invite(
+            &server.join_uri(&conf, &pin),
+            &silent_rtp.offer(),
+            None,
+            &[],
+        )
+        .expect("joins");
+    let held_rtp = RtpPeer::bind("127.0.0.1", 2);
+    let mut held = Ua::new("held", server.sip);
+    let mut held_call = held
+        .invite(&server.join_uri(&conf, &pin), &held_rtp.offer(), None, &[])
+        .expect("joins");
+    let on_hold = held_rtp
+        .offer()
+        .replace("a=rtcp-mux", "a=rtcp-mux\r\na=sendonly");
+    assert_eq!(held.reinvite(&mut held_call, &on_hold).status, 200);
+    let bye = silent.await_request("BYE", "", Duration::from_secs(6));
+    assert!(bye.is_some(), "the silent call was hung up");
+    std::thread::sleep(Duration::from_secs(1));
+    let roster = server.get(&format!("/api/v1/conferences/{conf}"));
+    let users: Vec<_> = roster["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["user"].clone())
+        .collect();
+    assert_eq!(users, ["held"], "the call on hold stays: {roster}");
+    assert_eq!(held.bye(&mut held_call).status, 200);
 }

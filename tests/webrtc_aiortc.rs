@@ -251,7 +251,7 @@ fn a_forwarding_phone_with_the_same_codec_gets_the_webrtc_peers_packets() {
     let mut peer = aiortc(dir.path(), "a", 700.0, 5);
     let mut ua = Ua::new("webrtc-a", server.sip);
     let (_call, _) = peer.join(&mut ua, &server.join_uri(&conf, &pin));
-    let rtp = common::rtp::RtpPeer::bind("127.0.0.1", 0x6000);
+    let mut rtp = common::rtp::RtpPeer::bind("127.0.0.1", 0x6000);
     let opus_offer = rtp.offer().replace(
         "RTP/AVP 0\r\na=rtpmap:0 PCMU/8000",
         "RTP/AVP 111\r\na=rtpmap:111 opus/48000/2",
@@ -260,6 +260,10 @@ fn a_forwarding_phone_with_the_same_codec_gets_the_webrtc_peers_packets() {
     let mut call = phone
         .invite(&server.forward_uri(&conf, &pin), &opus_offer, None, &[])
         .expect("the phone joins");
+    rtp.announce(std::net::SocketAddr::from((
+        [127, 0, 0, 1],
+        call.media_port(),
+    )));
     std::thread::sleep(Duration::from_secs(3));
     // The peer joined first: participant 1.
     let forwarded = rtp.received_from(0x5745_0001);

@@ -93,6 +93,13 @@ fn worker_with(
         }
         w
     });
+    // Member 2 speaks first, as a phone does: the focus sends only a few packets to an
+    // address nothing came from.
+    let mut hello = [0u8; 172];
+    hello[0] = 0x80;
+    hello[8..12].copy_from_slice(&2u32.to_be_bytes());
+    b.send_to(&hello, ("127.0.0.1", worker.audio_port)).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
     (rt, worker)
 }
 

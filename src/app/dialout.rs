@@ -80,6 +80,9 @@ impl DialTarget {
 impl App {
     pub async fn dial_out(&self, conf: &Arc<LiveConference>, target: &DialTarget) -> DialOutcome {
         let user = target.user.as_str();
+        if conf.participant_count() >= self.config.max_participants {
+            return DialOutcome::Failed(486);
+        }
         let mut bindings = self.registrar.lookup(user, Instant::now());
         bindings.retain(|b| target.reaches(b));
         if bindings.is_empty() {
@@ -321,6 +324,7 @@ impl App {
             audio_mode: crate::conference::AudioMode::from_setting(conf.row.audio.as_deref()),
             local_sdp,
             webrtc: webrtc.map(|(_, w)| w),
+            media_seen: (0, Instant::now()),
         };
         let is_webrtc = p.webrtc.is_some();
         let known = self.conferences.join(conf, p, branch.peer.addr.ip());

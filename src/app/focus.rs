@@ -159,6 +159,9 @@ impl App {
                 return Ok(());
             }
         };
+        if conf.participant_count() >= self.config.max_participants {
+            return Err((486, "Busy Here (Conference Full)"));
+        }
         // A browser's offer is answered by its WebRTC session in the worker, on the
         // conference's own port.
         let webrtc = offer
@@ -206,6 +209,7 @@ impl App {
             audio_mode: audio_mode_of(req, row),
             local_sdp: Some(body.clone()),
             webrtc: webrtc.clone(),
+            media_seen: (0, std::time::Instant::now()),
         };
         let pid = participant.id;
         self.pending_acks.insert(tx, (row.id.clone(), pid));
@@ -417,6 +421,45 @@ impl App {
                             let _ = self.core.request(update, peer);
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Hangs up calls that should be sending media and have sent none for the media timeout
+    /// (`--media-timeout`): a vanished phone, or a join whose SDP named an address that is not
+    /// its own. Calls on hold are exempt.
+    pub async fn hang_up_silent_calls(&self, timeout: std::time::Duration) {
+        let now = std::time::Instant::now();
+        for conf in self.conferences.live() {
+            let stats =
+                tokio::time::timeout(std::time::Duration::from_millis(500), conf.worker.stats());
+            let Ok(Ok(stats)) = stats.await else {
+                // A worker that is restarting keeps its calls until it can answer.
+                continue;
+            };
+            for p in conf.participants() {
+                let received = stats
+                    .members
+                    .iter()
+                    .find(|(id, _)| *id == p.id)
+                    .map_or(0, |(_, s)| s.rx_packets);
+                let silent_since = conf.with_participant(p.id, |p| {
+                    if received != p.media_seen.0 || !p.expects_media() {
+                        p.media_seen = (received, now);
+                        return None;
+                    }
+                    Some(p.media_seen.1)
+                });
+                let Some(Some(since)) = silent_since else {
+                    continue;
+                };
+                if now.duration_since(since) < timeout {
+                    continue;
+                }
+                tracing::info!(conference = %conf.row.id, participant = p.id, silent_s = now.duration_since(since).as_secs(), "no media: hanging up");
+                if let Some(gone) = self.conferences.leave(&conf, p.id) {
+                    self.send_bye(gone.dialog, &conf.row.id);
                 }
             }
         }

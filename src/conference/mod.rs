@@ -76,6 +76,22 @@ pub struct Participant {
     /// A browser's (or other WebRTC peer's) last offer: its media is a WebRTC session in the
     /// worker, and `streams` is empty.
     pub webrtc: Option<WebRtcSdp>,
+    /// Packets received from it when they last changed (or when it could not be expected to
+    /// send), for the media timeout.
+    pub media_seen: (u64, Instant),
+}
+
+impl Participant {
+    /// Whether it should be sending media now: a two-way stream to an address (a call on
+    /// hold, one way or with `c=0.0.0.0`, is not expected to send), or a WebRTC session.
+    pub fn expects_media(&self) -> bool {
+        self.webrtc.is_some()
+            || self.streams.iter().any(|s| {
+                s.direction == sdp::Direction::SendRecv
+                    && s.remote_port != 0
+                    && s.remote_address.as_deref() != Some("0.0.0.0")
+            })
+    }
 }
 
 /// Where a participant's media flows.
@@ -430,10 +446,13 @@ impl Conferences {
     ) {
         if let Some(standard) = &self.standard {
             if let Some(before) = before {
-                standard.unroute(&media_sources(before));
+                standard.unroute(&media_sources(before), &conf.worker);
             }
             if let Some(now) = now.filter(|n| n.via_standard) {
-                standard.route(&media_sources(now), &conf.worker);
+                let refused = standard.route(&media_sources(now), &conf.worker);
+                if !refused.is_empty() {
+                    tracing::warn!(conference = %conf.row.id, member = now.id, ?refused, "media sources already routed to another conference: not taken over");
+                }
             }
         }
         if let Some(ice_tcp) = &self.ice_tcp {

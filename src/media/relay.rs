@@ -61,17 +61,32 @@ impl StandardPort {
         self.socket.as_raw_fd()
     }
 
-    /// Sends packets from `sources` to `worker`.
-    pub fn route(&self, sources: &[SocketAddr], worker: &WorkerHandle) {
+    /// Sends packets from `sources` to `worker`. A source another conference already routes
+    /// is left to it: an SDP address is only a claim, and one member's claim must not take
+    /// another's media. Returns the sources refused.
+    pub fn route(&self, sources: &[SocketAddr], worker: &WorkerHandle) -> Vec<SocketAddr> {
         let target = worker.relay_target();
+        let mut refused = Vec::new();
         for s in sources {
-            self.routes.insert(*s, target.clone());
+            match self.routes.entry(*s) {
+                dashmap::Entry::Occupied(e) if !e.get().control.same_channel(&target.control) => {
+                    refused.push(*s);
+                }
+                dashmap::Entry::Occupied(_) => {}
+                dashmap::Entry::Vacant(e) => {
+                    e.insert(target.clone());
+                }
+            }
         }
+        refused
     }
 
-    pub fn unroute(&self, sources: &[SocketAddr]) {
+    /// Stops routing `sources` to `worker` (routes of other workers stay).
+    pub fn unroute(&self, sources: &[SocketAddr], worker: &WorkerHandle) {
+        let target = worker.relay_target();
         for s in sources {
-            self.routes.remove(s);
+            self.routes
+                .remove_if(s, |_, t| t.control.same_channel(&target.control));
         }
     }
 

@@ -8,14 +8,40 @@
 //!    IP or the IP its signalling came from, if exactly one such stream exists (a phone behind
 //!    NAT, whose packets come from a translated port).
 //!
-//! In cases 2 and 3 the stream latches to the source: from then on the focus sends that
-//! member's packets to where its packets come from. Everything else is a stranger's packet:
-//! dropped and counted. A re-INVITE replaces the declared addresses and clears the latch.
+//! In case 2 the stream latches to the source at once. In case 3 (another port than declared:
+//! NAT, or another host behind the same public address) only a consistent stream latches:
+//! [`LATCH_AFTER`] RTP packets in a row from one source with one SSRC and consecutive sequence
+//! numbers (RTCP: two with one SSRC); until then its packets are dropped, and a second source
+//! restarts the count, so a host sending first cannot take the stream with a stray packet.
+//! From the latch on, the focus sends that member's packets to where its packets come from.
+//! Everything else is a stranger's packet: dropped and counted. A re-INVITE that changes a
+//! stream's declared addresses clears that stream's latch; one that keeps them keeps it.
+//!
+//! # Unproven addresses
+//! An SDP address is only a claim: until a stream has latched (something came from it), the
+//! focus sends at most [`UNPROVEN_BUDGET`] packets there, so a join cannot aim the
+//! conference's media at a third party.
 
 use super::stats::RtpReceiveStats;
 use super::webrtc::{is_stun_or_dtls, Leg};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
+
+/// Consistent RTP packets from a source other than the declared one before it latches.
+pub const LATCH_AFTER: u8 = 3;
+/// Packets the focus sends to a stream's declared address before anything came from it
+/// (half a second of audio).
+pub const UNPROVEN_BUDGET: u16 = 25;
+
+/// A source that may become a stream's latch (case 3): what it sent so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatchCandidate {
+    src: SocketAddr,
+    ssrc: u32,
+    /// The last RTP sequence number (RTCP: unused).
+    seq: u16,
+    count: u8,
+}
 
 /// One negotiated stream of a member, as the signalling layer sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -76,6 +102,10 @@ pub struct Member {
     pub rtp_in: [RtpReceiveStats; 2],
     /// A WebRTC member's session.
     pub leg: Option<Box<Leg>>,
+    /// Per kind: a source on the way to latching (RTP port, RTCP port).
+    pub candidate: [[Option<LatchCandidate>; 2]; 2],
+    /// Per kind: packets sent to the declared address before the stream latched.
+    pub unproven_sent: [u16; 2],
 }
 
 impl Member {
@@ -87,6 +117,38 @@ impl Member {
             stats: MemberStats::default(),
             rtp_in: [RtpReceiveStats::default(); 2],
             leg: None,
+            candidate: [[None; 2]; 2],
+            unproven_sent: [0; 2],
+        }
+    }
+
+    /// New SDP for the member (re-INVITE): streams whose declared addresses (and path) did not
+    /// change keep their latch, so that a re-INVITE is no opening for another source.
+    pub fn reconfigure(&mut self, config: MemberConfig) {
+        let mut next = Member::new(config);
+        next.stats = self.stats;
+        for kind in 0..2 {
+            let addresses =
+                |c: &MemberConfig| (c.streams[kind].map(|s| (s.rtp, s.rtcp)), c.via_standard);
+            if addresses(&self.config) == addresses(&next.config) {
+                next.latched_rtp[kind] = self.latched_rtp[kind];
+                next.latched_rtcp[kind] = self.latched_rtcp[kind];
+                next.unproven_sent[kind] = self.unproven_sent[kind];
+            }
+        }
+        *self = next;
+    }
+
+    /// Whether something arrived from the stream of `kind` (it has latched).
+    fn proven(&self, kind: usize) -> bool {
+        self.latched_rtp[kind].is_some() || self.latched_rtcp[kind].is_some()
+    }
+
+    /// Counts a packet sent to the stream of `kind` (for the unproven budget and the stats).
+    pub fn count_sent(&mut self, kind: usize) {
+        self.stats.tx_packets += 1;
+        if !self.proven(kind) {
+            self.unproven_sent[kind] = self.unproven_sent[kind].saturating_add(1);
         }
     }
 
@@ -123,6 +185,9 @@ impl Member {
     /// Where this member receives RTP (or RTCP) of `kind`, if the focus sends to it.
     pub fn destination(&self, kind: usize, rtcp: bool) -> Option<(SocketAddr, bool)> {
         let s = self.config.streams[kind].as_ref().filter(|s| s.send)?;
+        if !self.proven(kind) && self.unproven_sent[kind] >= UNPROVEN_BUDGET {
+            return None;
+        }
         if rtcp && !s.rtcp_mux {
             Some((self.latched_rtcp[kind].or(s.rtcp)?, true))
         } else {
@@ -159,13 +224,52 @@ pub fn attribute_webrtc(
     })
 }
 
-/// Finds the member that sent a packet from `src` on the `kind` port (`on_rtcp_port` for the
+/// The SSRC and (RTP) sequence number of a packet: RTCP has the sender's SSRC at 4..8, RTP
+/// the sequence number at 2..4 and the SSRC at 8..12 (RFC 3550 §6.4, §5.1).
+fn ssrc_and_seq(packet: &[u8]) -> Option<(u32, u16, bool)> {
+    let rtcp = packet.len() >= 8 && (200..=207).contains(&packet[1]);
+    if rtcp {
+        let ssrc = u32::from_be_bytes(packet[4..8].try_into().ok()?);
+        return Some((ssrc, 0, true));
+    }
+    let ssrc = u32::from_be_bytes(packet.get(8..12)?.try_into().ok()?);
+    Some((ssrc, u16::from_be_bytes([packet[2], packet[3]]), false))
+}
+
+/// One more packet from a would-be latch `src`: true once the source has sent a consistent
+/// stream (see the module's rules). Another source, SSRC or a gap starts the count again.
+fn consistent(slot: &mut Option<LatchCandidate>, src: SocketAddr, packet: &[u8]) -> bool {
+    let Some((ssrc, seq, rtcp)) = ssrc_and_seq(packet) else {
+        return false;
+    };
+    let count = match *slot {
+        Some(c) if c.src == src && c.ssrc == ssrc && (rtcp || seq == c.seq.wrapping_add(1)) => {
+            c.count + 1
+        }
+        _ => 1,
+    };
+    let needed = if rtcp { 2 } else { LATCH_AFTER };
+    if count >= needed {
+        *slot = None;
+        return true;
+    }
+    *slot = Some(LatchCandidate {
+        src,
+        ssrc,
+        seq,
+        count,
+    });
+    false
+}
+
+/// Finds the member that sent `packet` from `src` on the `kind` port (`on_rtcp_port` for the
 /// separate RTCP port), latching as the rules above say.
 pub fn attribute(
     members: &mut [Member],
     kind: usize,
     on_rtcp_port: bool,
     src: SocketAddr,
+    packet: &[u8],
 ) -> Option<usize> {
     let latched = |m: &Member| {
         if on_rtcp_port {
@@ -185,21 +289,29 @@ pub fn attribute(
             s.rtp
         }
     };
-    let found = members
+    let exact = members
         .iter()
-        .position(|m| m.config.streams[kind].is_some() && declared(m) == Some(src))
-        .or_else(|| {
+        .position(|m| m.config.streams[kind].is_some() && declared(m) == Some(src));
+    let found = match exact {
+        Some(i) => i,
+        None => {
             let mut candidates = members.iter().enumerate().filter(|(_, m)| {
                 m.config.streams[kind].is_some()
                     && latched(m).is_none()
                     && (declared(m).map(|a| a.ip()) == Some(src.ip())
                         || m.config.signalling_ip == src.ip())
             });
-            match (candidates.next(), candidates.next()) {
-                (Some((i, _)), None) => Some(i),
-                _ => None,
+            let i = match (candidates.next(), candidates.next()) {
+                (Some((i, _)), None) => i,
+                _ => return None,
+            };
+            let slot = &mut members[i].candidate[kind][usize::from(on_rtcp_port)];
+            if !consistent(slot, src, packet) {
+                return None;
             }
-        })?;
+            i
+        }
+    };
     let m = &mut members[found];
     if on_rtcp_port {
         m.latched_rtcp[kind] = Some(src);
@@ -236,33 +348,139 @@ mod tests {
         })
     }
 
+    /// An RTP packet with `ssrc` and `seq`.
+    fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(&[0; 20]);
+        p
+    }
+
+    #[test]
+    fn a_stray_packet_from_the_same_address_takes_nothing() {
+        let mut ms = vec![member(1, 6000)];
+        let phone: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let intruder: SocketAddr = "127.0.0.1:40002".parse().unwrap();
+        // The intruder sends first, but the phone's packets interleave: neither latches until
+        // one of them sends three in a row.
+        assert_eq!(attribute(&mut ms, AUDIO, false, intruder, &rtp(9, 1)), None);
+        assert_eq!(attribute(&mut ms, AUDIO, false, phone, &rtp(7, 10)), None);
+        assert_eq!(attribute(&mut ms, AUDIO, false, intruder, &rtp(9, 2)), None);
+        // Jumps in sequence or SSRC changes do not count.
+        assert_eq!(attribute(&mut ms, AUDIO, false, intruder, &rtp(9, 5)), None);
+        assert_eq!(attribute(&mut ms, AUDIO, false, intruder, &rtp(8, 6)), None);
+        assert_eq!(attribute(&mut ms, AUDIO, false, intruder, &rtp(8, 7)), None);
+        assert!(ms[0].latched_rtp[AUDIO].is_none());
+        // The declared address always proves itself at once.
+        assert_eq!(
+            attribute(
+                &mut ms,
+                AUDIO,
+                false,
+                "127.0.0.1:6000".parse().unwrap(),
+                &rtp(7, 11)
+            ),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn unproven_addresses_get_a_bounded_few_packets() {
+        let mut ms = vec![member(1, 6000)];
+        for _ in 0..UNPROVEN_BUDGET {
+            assert!(ms[0].destination(AUDIO, false).is_some());
+            ms[0].count_sent(AUDIO);
+        }
+        assert_eq!(
+            ms[0].destination(AUDIO, false),
+            None,
+            "nothing came from it"
+        );
+        let declared: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+        attribute(&mut ms, AUDIO, false, declared, &rtp(1, 1));
+        assert_eq!(ms[0].destination(AUDIO, false), Some((declared, false)));
+    }
+
+    #[test]
+    fn a_reinvite_keeping_the_address_keeps_the_latch() {
+        let mut ms = vec![member(1, 6000)];
+        let nat: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        for seq in 0..3 {
+            attribute(&mut ms, AUDIO, false, nat, &rtp(7, seq));
+        }
+        let same = ms[0].config.clone();
+        ms[0].reconfigure(same);
+        assert_eq!(ms[0].latched_rtp[AUDIO], Some(nat));
+        let mut moved = ms[0].config.clone();
+        moved.streams[AUDIO].as_mut().unwrap().rtp = Some("127.0.0.1:6100".parse().unwrap());
+        ms[0].reconfigure(moved);
+        assert_eq!(ms[0].latched_rtp[AUDIO], None);
+    }
+
     #[test]
     fn declared_address_wins_and_strangers_are_dropped() {
         let mut ms = vec![member(1, 6000), member(2, 6002)];
         // Two unlatched members on one IP: a new port is ambiguous, so it is dropped.
         assert_eq!(
-            attribute(&mut ms, AUDIO, false, "127.0.0.1:7000".parse().unwrap()),
+            attribute(
+                &mut ms,
+                AUDIO,
+                false,
+                "127.0.0.1:7000".parse().unwrap(),
+                &rtp(1, 1)
+            ),
             None
         );
         assert_eq!(
-            attribute(&mut ms, AUDIO, false, "127.0.0.9:6000".parse().unwrap()),
+            attribute(
+                &mut ms,
+                AUDIO,
+                false,
+                "127.0.0.9:6000".parse().unwrap(),
+                &rtp(1, 1)
+            ),
             None
         );
         assert_eq!(
-            attribute(&mut ms, AUDIO, false, "127.0.0.1:6002".parse().unwrap()),
+            attribute(
+                &mut ms,
+                AUDIO,
+                false,
+                "127.0.0.1:6002".parse().unwrap(),
+                &rtp(1, 1)
+            ),
             Some(1)
         );
         assert_eq!(
-            attribute(&mut ms, AUDIO, true, "127.0.0.1:6001".parse().unwrap()),
+            attribute(
+                &mut ms,
+                AUDIO,
+                true,
+                "127.0.0.1:6001".parse().unwrap(),
+                &rtp(1, 1)
+            ),
             Some(0)
         );
         assert_eq!(
-            attribute(&mut ms, AUDIO, false, "127.0.0.1:6000".parse().unwrap()),
+            attribute(
+                &mut ms,
+                AUDIO,
+                false,
+                "127.0.0.1:6000".parse().unwrap(),
+                &rtp(1, 1)
+            ),
             Some(0)
         );
         // Everyone latched: a stranger on the same IP gets nothing.
         assert_eq!(
-            attribute(&mut ms, AUDIO, false, "127.0.0.1:7000".parse().unwrap()),
+            attribute(
+                &mut ms,
+                AUDIO,
+                false,
+                "127.0.0.1:7000".parse().unwrap(),
+                &rtp(1, 1)
+            ),
             None
         );
     }
@@ -271,11 +489,20 @@ mod tests {
     fn nat_latching() {
         let mut ms = vec![member(1, 6000)];
         let nat: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        assert_eq!(attribute(&mut ms, AUDIO, false, nat), Some(0));
+        // A consistent stream latches: three packets in a row, one SSRC.
+        assert_eq!(attribute(&mut ms, AUDIO, false, nat, &rtp(7, 100)), None);
+        assert_eq!(attribute(&mut ms, AUDIO, false, nat, &rtp(7, 101)), None);
+        assert_eq!(attribute(&mut ms, AUDIO, false, nat, &rtp(7, 102)), Some(0));
         assert_eq!(ms[0].destination(AUDIO, false), Some((nat, false)));
         // Once latched, another port is a stranger.
         assert_eq!(
-            attribute(&mut ms, AUDIO, false, "127.0.0.1:40001".parse().unwrap()),
+            attribute(
+                &mut ms,
+                AUDIO,
+                false,
+                "127.0.0.1:40001".parse().unwrap(),
+                &rtp(1, 1)
+            ),
             None
         );
     }

@@ -581,7 +581,7 @@ fn mix(state: &mut State, fds: [RawFd; 4], out: &mut Outbox) {
         let fd = m.socket(shared.standard, fds[0]);
         // The packet lives in the mixer's per-member buffer until the next tick.
         if out.push(fd, packet, dest) {
-            m.stats.tx_packets += 1;
+            m.count_sent(AUDIO);
         }
     });
     out.flush();
@@ -723,11 +723,8 @@ fn upsert(state: &mut State, fds: [RawFd; 4], mut cfg: MemberConfig) -> Joined {
     let audio = cfg.audio;
     let at = match at {
         Some(i) => {
-            // New SDP (re-INVITE): re-learn addresses.
-            let m = &mut state.members[i];
-            let stats = m.stats;
-            *m = Member::new(cfg);
-            m.stats = stats;
+            // New SDP (re-INVITE): re-learn the addresses that changed.
+            state.members[i].reconfigure(cfg);
             i
         }
         None => {
@@ -907,7 +904,7 @@ fn forward_webrtc_audio(
         packet.extend_from_slice(payload);
         // `packet` is reused for the next phone: out at once.
         if out.push(m.socket(state.shared.standard, fds[0]), &packet, dest) {
-            m.stats.tx_packets += 1;
+            m.count_sent(AUDIO);
         }
         out.flush();
     }
@@ -992,7 +989,7 @@ fn forward(
         return None;
     };
     let is_rtcp = on_rtcp_port || class == PacketKind::Rtcp;
-    let Some(from) = attribute(&mut state.members, kind, on_rtcp_port, src) else {
+    let Some(from) = attribute(&mut state.members, kind, on_rtcp_port, src, packet) else {
         state.dropped += 1;
         return None;
     };
@@ -1043,7 +1040,7 @@ fn forward(
             fds[kind * 2 + usize::from(via_rtcp_socket)],
         );
         if out.push(fd, packet, dest) {
-            m.stats.tx_packets += 1;
+            m.count_sent(kind);
         }
     }
     Some(from)

@@ -64,6 +64,13 @@ impl RtpPeer {
         self.socket.send_to(&p, to).unwrap();
     }
 
+    /// Sends one packet as a phone does when its call starts (symmetric RTP): until something
+    /// comes from a participant's address, the focus sends it only a bounded few packets.
+    pub fn announce(&mut self, to: SocketAddr) {
+        self.send(to);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
     /// Skips `n` sequence numbers, as if `n` packets were lost on the way.
     pub fn skip(&mut self, n: u16) {
         self.seq = self.seq.wrapping_add(n);

@@ -168,6 +168,10 @@ pub struct Settings {
     /// for never [default: 60]
     #[arg(long, env = "CONVOKE_MEDIA_TIMEOUT")]
     pub media_timeout: Option<u64>,
+    /// Live conferences (running workers) one account's conferences may have at once; a join
+    /// that would start one more gets 403 [default: 20]
+    #[arg(long, env = "CONVOKE_MAX_LIVE_PER_ACCOUNT")]
+    pub max_live_per_account: Option<usize>,
     /// Participants one conference takes at most; a join beyond gets 486 [default: 100]
     #[arg(long, env = "CONVOKE_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
@@ -207,6 +211,7 @@ impl Settings {
             public_metrics: self.public_metrics.or(other.public_metrics),
             max_participants: self.max_participants.or(other.max_participants),
             media_timeout: self.media_timeout.or(other.media_timeout),
+            max_live_per_account: self.max_live_per_account.or(other.max_live_per_account),
         }
     }
 }
@@ -243,6 +248,8 @@ pub struct Config {
     pub public_metrics: bool,
     /// Participants per conference.
     pub max_participants: usize,
+    /// Live conferences per owning account.
+    pub max_live_per_account: usize,
     /// Calls that send no media this long are hung up (`None`: never).
     pub media_timeout: Option<Duration>,
 }
@@ -310,6 +317,7 @@ impl Config {
         Ok(Self {
             public_metrics: s.public_metrics.unwrap_or(false),
             max_participants: s.max_participants.unwrap_or(100).max(1),
+            max_live_per_account: s.max_live_per_account.unwrap_or(20).max(1),
             media_timeout: Some(s.media_timeout.unwrap_or(60))
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),

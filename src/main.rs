@@ -72,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(convoke::media::process::child_main()?);
     }
     convoke::panics::log_then_resolve_backtrace();
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -174,4 +175,29 @@ async fn first_start(config: &Config) -> anyhow::Result<()> {
         config.data.display()
     );
     Ok(())
+}
+
+/// Every call, connection and conference port is a file descriptor: the soft limit (often 1024)
+/// is raised to the hard one at start.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let wanted = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                tracing::warn!(
+                    soft = limit.rlim_cur,
+                    "could not raise the file-descriptor limit"
+                );
+            }
+        }
+    }
 }

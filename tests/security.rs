@@ -109,6 +109,16 @@ fn pin_guests_cannot_refer_and_are_not_told_the_pin() {
         "a joiner is not told the PIN: {:?}",
         call.answer
     );
+    // Finding 9: a guest's name is only what its From claims, and the roster says so.
+    let roster: serde_json::Value = server
+        .http()
+        .get(server.url(&format!("/api/v1/conferences/{conf}/roster")))
+        .header("X-Conference-PIN", pin.as_str())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(roster["participants"][0]["guest"], true, "{roster}");
     let refer_to = format!("<sip:carol@{}>", server.sip);
     let resp = guest.request_in_call(&mut call, "REFER", &[("Refer-To", &refer_to)]);
     assert_eq!(resp.status, 401, "{resp:?}");
@@ -555,4 +565,70 @@ fn silent_calls_are_hung_up() {
         .collect();
     assert_eq!(users, ["held"], "the call on hold stays: {roster}");
     assert_eq!(held.bye(&mut held_call).status, 200);
+}
+
+/// Finding 8: one account cannot start conferences until every media port is taken.
+#[test]
+fn an_account_has_a_quota_of_live_conferences() {
+    let server = Server::start_with(&["--max-live-per-account", "1"]);
+    let (first, first_pin) = server.open_conference("one");
+    let (second, second_pin) = server.open_conference("two");
+    let rtp = RtpPeer::bind("127.0.0.1", 1);
+    let mut ua = Ua::new("guest", server.sip);
+    let mut call = ua
+        .invite(
+            &server.join_uri(&first, &first_pin),
+            &rtp.offer(),
+            None,
+            &[],
+        )
+        .expect("the first conference starts");
+    let refused = ua
+        .invite(
+            &server.join_uri(&second, &second_pin),
+            &rtp.offer(),
+            None,
+            &[],
+        )
+        .err()
+        .map(|r| r.status);
+    assert_eq!(refused, Some(403), "alice's second live conference");
+    assert_eq!(ua.bye(&mut call).status, 200);
+}
+
+/// Finding 8: SIP over TCP bounds connections per address and closes a connection that says
+/// nothing.
+#[test]
+fn tcp_connections_are_bounded_and_silent_ones_closed() {
+    let server = Server::start();
+    let open = |n: usize| -> Vec<TcpStream> {
+        (0..n)
+            .map(|_| TcpStream::connect(server.sip).unwrap())
+            .collect()
+    };
+    let held = open(64);
+    let mut extra = TcpStream::connect(server.sip).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        extra.read(&mut byte).unwrap_or(0),
+        0,
+        "the 65th connection from one address is closed at once"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut silent = TcpStream::connect(server.sip).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(40)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let n = silent.read(&mut byte).unwrap_or(0);
+    assert_eq!(n, 0, "closed, not answered");
+    let waited = started.elapsed();
+    assert!(
+        (Duration::from_secs(25)..Duration::from_secs(38)).contains(&waited),
+        "a connection that never sends a message is closed after 30 s, not {waited:?}"
+    );
 }

@@ -110,7 +110,9 @@ async function refreshRoster(id, credential) {
     const list = $("roster");
     list.replaceChildren(...body.participants.map((p) => {
       const li = document.createElement("li");
-      li.textContent = p.name + (p.browser ? " (browser)" : " (phone)") + (p.talking ? " — talking" : "");
+      // A guest's name is what it typed or its phone claims, not a verified account.
+      li.textContent = p.name + (p.guest ? " (guest)" : "") + (p.browser ? " (browser)" : " (phone)")
+        + (p.talking ? " — talking" : "");
       if (p.talking) li.classList.add("talking");
       return li;
     }));

@@ -88,6 +88,9 @@ impl From<ConferenceError> for ApiError {
             ConferenceError::NotFound | ConferenceError::Closed => ApiError::NotFound,
             ConferenceError::NoPorts => ApiError::Unavailable(e.to_string()),
             ConferenceError::BadName => ApiError::BadRequest(e.to_string()),
+            ConferenceError::Quota => {
+                ApiError::Forbidden("the owner has too many live conferences")
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -235,6 +238,26 @@ async fn create_conference(
     ))
 }
 
+/// An authenticated account's standing towards conference `id`: 401 without credentials, and
+/// 404 when it has none (unrelated accounts learn nothing, not even that it exists).
+async fn account_towards(
+    app: &App,
+    headers: &HeaderMap,
+    source: IpAddr,
+    id: &str,
+) -> Result<(Principal, crate::store::ConferenceRow, Role), ApiError> {
+    let who = principal_of(app, headers, source).await?;
+    if who.account.is_none() {
+        return Err(ApiError::Unauthorized);
+    }
+    let row = conference_row(app, id).await?;
+    let role = role_towards(app, &who, &row, false);
+    if !authz::allows(role, Action::ViewRoster) {
+        return Err(ApiError::NotFound);
+    }
+    Ok((who, row, role))
+}
+
 /// The stored conference `id`, or 404.
 async fn conference_row(app: &App, id: &str) -> Result<crate::store::ConferenceRow, ApiError> {
     app.store.conference(id).await?.ok_or(ApiError::NotFound)
@@ -320,6 +343,8 @@ async fn roster_for_members(
                 "name": p.display.clone().unwrap_or_else(|| p.user.clone()),
                 "talking": p.talking,
                 "browser": p.webrtc.is_some(),
+                // A PIN guest's name is only what it claims: the page marks it.
+                "guest": !p.verified,
             })
         })
         .collect();
@@ -336,16 +361,7 @@ async fn get_conference(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = principal_of(&app, &headers, source.ip()).await?;
-    if who.account.is_none() {
-        return Err(ApiError::Unauthorized);
-    }
-    let row = conference_row(&app, &id).await?;
-    let role = role_towards(&app, &who, &row, false);
-    if !authz::allows(role, Action::ViewRoster) {
-        // Unrelated accounts learn nothing, not even that the conference exists.
-        return Err(ApiError::NotFound);
-    }
+    let (_, row, role) = account_towards(&app, &headers, source.ip(), &id).await?;
     let live = app.conferences.get(&id);
     if !authz::allows(role, Action::Manage) {
         let roster = match &live {
@@ -360,6 +376,7 @@ async fn get_conference(
             "participants": roster.iter().map(|p| json!({
                 "id": p.id,
                 "user": p.user,
+                "verified": p.verified,
                 "display": p.display,
                 "talking": p.talking,
             })).collect::<Vec<_>>(),
@@ -408,15 +425,7 @@ async fn invite(
     Path(id): Path<String>,
     Json(mut body): Json<Invitations>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let who = principal_of(&app, &headers, source.ip()).await?;
-    if who.account.is_none() {
-        return Err(ApiError::Unauthorized);
-    }
-    let row = conference_row(&app, &id).await?;
-    let role = role_towards(&app, &who, &row, false);
-    if !authz::allows(role, Action::ViewRoster) {
-        return Err(ApiError::NotFound);
-    }
+    let (who, _, role) = account_towards(&app, &headers, source.ip(), &id).await?;
     require(&who, role, Action::Invite)?;
     // One call per person, however often they are listed.
     let mut seen = std::collections::HashSet::new();

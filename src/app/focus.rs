@@ -112,6 +112,7 @@ impl App {
             ConferenceError::Closed => (404, "Conference Closed"),
             ConferenceError::NoPorts => (503, "Service Unavailable (No Media Ports)"),
             ConferenceError::BadName => (400, "Bad Request (Conference Name)"),
+            ConferenceError::Quota => (403, "Forbidden (Too Many Live Conferences)"),
             ConferenceError::Store(e) => {
                 tracing::error!(error = %e, "store failure");
                 (500, "Server Internal Error")
@@ -152,7 +153,7 @@ impl App {
                 return Ok(());
             }
         };
-        let conf = match self.conferences.activate(&row.id).await {
+        let conf = match self.live_conference(&row.id).await {
             Ok(c) => c,
             Err(e) => {
                 self.refuse_conference_error(tx, req, e);
@@ -508,8 +509,25 @@ impl App {
         }
     }
 
-    /// The live conference an API call or REFER names, started if needed.
+    /// The live conference a join, API call or REFER names, started if needed: within its
+    /// owner's quota of live conferences (`--max-live-per-account`), so that one account
+    /// cannot take every media port.
     pub async fn live_conference(&self, id: &str) -> Result<Arc<LiveConference>, ConferenceError> {
+        if let Some(live) = self.conferences.get(id) {
+            return self.conferences.activate(&live.row.id).await;
+        }
+        if let Some(row) = self.store.conference(id).await? {
+            let owned = self
+                .conferences
+                .live()
+                .iter()
+                .filter(|c| c.row.owner == row.owner)
+                .count();
+            if owned >= self.config.max_live_per_account {
+                tracing::warn!(conference = %id, owner = %row.owner, owned, "live conference quota reached");
+                return Err(ConferenceError::Quota);
+            }
+        }
         self.conferences.activate(id).await
     }
 }

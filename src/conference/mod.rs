@@ -30,6 +30,8 @@ pub enum ConferenceError {
     NoPorts,
     #[error("conference names are 1 to {MAX_NAME} characters without control characters")]
     BadName,
+    #[error("the owner has too many live conferences")]
+    Quota,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("media worker: {0}")]
@@ -110,7 +112,10 @@ pub enum MediaRoute {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RosterEntry {
     pub id: u64,
+    /// The account, or for a PIN guest only what its From header claims (see `verified`).
     pub user: String,
+    /// Whether `user` is a proven account (authenticated, invited or called by the focus).
+    pub verified: bool,
     pub display: Option<String>,
     pub joined_at: i64,
     pub media: Vec<String>,
@@ -184,6 +189,7 @@ impl LiveConference {
                     .unwrap_or_default();
                 RosterEntry {
                     id: p.id,
+                    verified: p.account.is_some(),
                     user: p.user,
                     display: p.display,
                     joined_at: p.joined_at,

@@ -96,8 +96,14 @@ struct Tx {
     merge_key: Option<MergeKey>,
 }
 
+/// Live transactions at most, by default: beyond, new requests are refused statelessly with
+/// 503 and Retry-After instead of growing the table without bound.
+pub const DEFAULT_CAPACITY: usize = 200_000;
+
 pub struct TransactionLayer {
     config: TimerConfig,
+    /// Live transactions at most (see [`DEFAULT_CAPACITY`]).
+    capacity: usize,
     next_id: u64,
     txs: HashMap<TxId, Tx>,
     index: HashMap<Key, TxId>,
@@ -153,8 +159,13 @@ fn ack_key(msg: &impl SipHeaders) -> Option<AckKey> {
 
 impl TransactionLayer {
     pub fn new(config: TimerConfig) -> Self {
+        Self::with_capacity(config, DEFAULT_CAPACITY)
+    }
+
+    pub fn with_capacity(config: TimerConfig, capacity: usize) -> Self {
         Self {
             config,
+            capacity,
             next_id: 1,
             txs: HashMap::new(),
             index: HashMap::new(),
@@ -253,6 +264,18 @@ impl TransactionLayer {
         }
         let is_invite = req.method == Method::Invite;
         let is_cancel = req.method == Method::Cancel;
+        if self.txs.len() >= self.capacity && !is_cancel {
+            // Shed load without state: one answer per request, which the client retransmits
+            // (and so gets again) until there is room.
+            let mut busy = Response::for_request(&req, 503, "Service Unavailable (Overloaded)")
+                .with_to_tag("overload");
+            busy.headers.push(HeaderName::RetryAfter, "5");
+            self.outputs.push_back(Output::Transmit {
+                peer,
+                data: busy.to_bytes(),
+            });
+            return;
+        }
         let role = if is_invite {
             Role::ServerInvite
         } else {

@@ -180,6 +180,27 @@ fn client_non_invite_timer_e_caps_at_t2() {
 }
 
 #[test]
+fn a_full_table_sheds_new_requests_with_503() {
+    let mut l = TransactionLayer::with_capacity(TimerConfig::default(), 1);
+    let t0 = Instant::now();
+    l.handle_message(
+        Message::Request(request("OPTIONS", "z9hG4bKc1", "")),
+        peer(),
+        t0,
+    );
+    let _first = tu_request(drain(&mut l));
+    let mut another = request("OPTIONS", "z9hG4bKc2", "");
+    another.headers.set(HeaderName::CallId, "c2");
+    l.handle_message(Message::Request(another), peer(), t0);
+    let out = drain(&mut l);
+    assert_eq!(
+        transmitted(&out),
+        vec!["SIP/2.0 503 Service Unavailable (Overloaded)"]
+    );
+    assert_eq!(l.len(), 1, "no state for the refused request");
+}
+
+#[test]
 fn a_refused_initial_invite_is_answered_once_per_request() {
     // No amplification towards an unverified UDP source: the refusal goes out once, and a
     // retransmitted INVITE gets it once more.

@@ -25,9 +25,12 @@ pub struct Inbound {
 /// The outbound side of every transport.
 pub struct Transports {
     pub udp: Arc<UdpSocket>,
-    connections: DashMap<u64, mpsc::UnboundedSender<Bytes>>,
+    connections: DashMap<u64, mpsc::Sender<Bytes>>,
     next_connection: AtomicU64,
 }
+
+/// Messages a connection may have waiting to be written.
+pub const OUTBOUND_QUEUE: usize = 256;
 
 impl Transports {
     pub fn new(udp: Arc<UdpSocket>) -> Self {
@@ -38,7 +41,13 @@ impl Transports {
         }
     }
 
-    pub fn register_connection(&self, tx: mpsc::UnboundedSender<Bytes>) -> u64 {
+    /// A connection's outbound queue: messages waiting for the peer to read them. A peer that
+    /// lets it fill is not reading; its connection is closed rather than the queue grown.
+    pub fn outbound_queue() -> (mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>) {
+        mpsc::channel(OUTBOUND_QUEUE)
+    }
+
+    pub fn register_connection(&self, tx: mpsc::Sender<Bytes>) -> u64 {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         self.connections.insert(id, tx);
         id
@@ -62,13 +71,15 @@ impl Transports {
                 }
             }
             (_, Some(id)) => {
-                let sent = self
-                    .connections
-                    .get(&id)
-                    .map(|c| c.send(data).is_ok())
-                    .unwrap_or(false);
-                if !sent {
-                    tracing::debug!(%peer, "connection gone; message dropped");
+                let sent = self.connections.get(&id).map(|c| c.try_send(data));
+                match sent {
+                    Some(Ok(())) => {}
+                    Some(Err(mpsc::error::TrySendError::Full(_))) => {
+                        // Dropping the queue's last sender ends the connection's tasks.
+                        self.connections.remove(&id);
+                        tracing::info!(%peer, "peer does not read: connection closed");
+                    }
+                    _ => tracing::debug!(%peer, "connection gone; message dropped"),
                 }
             }
             (_, None) => tracing::warn!(%peer, "no connection to send on"),

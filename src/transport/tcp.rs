@@ -15,6 +15,41 @@ use tokio_rustls::TlsAcceptor;
 
 /// A slow or silent client gets this long to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that has not sent one complete message by then is closed.
+const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection silent this long (no message, no CRLF keepalive) is closed: longer than any
+/// registration refresh or RFC 5626 keepalive interval a phone uses.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Connections one address may hold open at once (an office behind one NAT has many phones).
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+
+/// Open connections per remote address; an entry lives as long as its count is above zero.
+#[derive(Default)]
+struct PerAddress(dashmap::DashMap<std::net::IpAddr, usize>);
+
+impl PerAddress {
+    /// Counts a new connection from `ip`, or refuses it at the cap.
+    fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let mut n = self.0.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot(self.clone(), ip))
+    }
+}
+
+/// One counted connection; dropping it uncounts it.
+struct AddressSlot(Arc<PerAddress>, std::net::IpAddr);
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        self.0 .0.remove_if_mut(&self.1, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
+}
 
 /// Accepts connections; with `tls`, each one is a TLS server session first.
 pub async fn run(
@@ -23,6 +58,7 @@ pub async fn run(
     transports: Arc<Transports>,
     inbound: mpsc::Sender<Inbound>,
 ) {
+    let per_address = Arc::new(PerAddress::default());
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -32,20 +68,22 @@ pub async fn run(
                 continue;
             }
         };
+        let Some(slot) = per_address.admit(addr.ip()) else {
+            tracing::info!(%addr, "too many connections from this address: refused");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (transports, inbound) = (transports.clone(), inbound.clone());
         match tls.clone() {
             None => {
-                tokio::spawn(connection(
-                    stream,
-                    addr,
-                    Transport::Tcp,
-                    transports,
-                    inbound,
-                ));
+                tokio::spawn(async move {
+                    connection(stream, addr, Transport::Tcp, transports, inbound).await;
+                    drop(slot);
+                });
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls_stream)) => {
                             connection(tls_stream, addr, Transport::Tls, transports, inbound).await
@@ -69,15 +107,17 @@ async fn connection<S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    let id = transports.register_connection(tx.clone());
+    // The queue's only sender is the one in `transports`: when it is dropped (the peer let
+    // the queue fill) the writer ends, and with it the connection.
+    let (tx, mut rx) = Transports::outbound_queue();
+    let id = transports.register_connection(tx);
     let peer = Peer {
         transport,
         addr,
         connection: Some(id),
     };
     tracing::debug!(%peer, "connection opened");
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(data) = rx.recv().await {
             if wr.write_all(&data).await.is_err() {
                 break;
@@ -86,21 +126,36 @@ async fn connection<S>(
     });
     let mut framer = Framer::new();
     let mut buf = vec![0u8; 16 * 1024];
+    let mut spoken = false;
     'read: loop {
-        let n = match rd.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let limit = if spoken {
+            IDLE_TIMEOUT
+        } else {
+            FIRST_MESSAGE_TIMEOUT
+        };
+        let n = tokio::select! {
+            read = tokio::time::timeout(limit, rd.read(&mut buf)) => match read {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => n,
+                Err(_) => {
+                    tracing::info!(%peer, silent_s = limit.as_secs(), "closing idle connection");
+                    break;
+                }
+            },
+            _ = &mut writer => break,
         };
         framer.push(&buf[..n]);
         loop {
             match framer.next_frame() {
                 Ok(Some(Frame::Message(data))) => {
+                    spoken = true;
                     if inbound.send(Inbound { data, peer }).await.is_err() {
                         break 'read;
                     }
                 }
                 Ok(Some(Frame::Ping)) => {
-                    let _ = tx.send(Bytes::from_static(b"\r\n"));
+                    spoken = true;
+                    transports.send(peer, Bytes::from_static(b"\r\n"));
                 }
                 Ok(None) => break,
                 Err(e) => {

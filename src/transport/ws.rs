@@ -88,7 +88,7 @@ async fn upgrade(
 }
 
 async fn serve(mut socket: WebSocket, addr: SocketAddr, state: WsState) {
-    let (tx, mut outgoing) = mpsc::unbounded_channel::<Bytes>();
+    let (tx, mut outgoing) = Transports::outbound_queue();
     let id = state.transports.register_connection(tx);
     let peer = Peer {
         transport: state.transport,

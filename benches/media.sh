@@ -29,7 +29,7 @@ secs=${SECS:-5}
 [ "$quick" = quick ] && secs=2
 
 echo load | "$bin/convoke" user add load --operator --data "$work/data" >/dev/null 2>&1
-taskset -c 0 "$bin/convoke" serve --public-metrics --sip 127.0.0.1:35060 --http 127.0.0.1:38080 \
+taskset -c 0 "$bin/convoke" serve --public-metrics --max-calls-per-source 100000 --max-live-per-account 10000 --max-participants 10000 --sip 127.0.0.1:35060 --http 127.0.0.1:38080 \
   --media-ports 40000-59999 --media-threads 1 --data "$work/data" 2>"$work/server.log" &
 server=$!; pids+=("$server")
 ref_port=39000

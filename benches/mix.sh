@@ -12,7 +12,7 @@ bin="$root/target/release"
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 echo load | "$bin/convoke" user add load --operator --data "$work/data" >/dev/null 2>&1
-taskset -c 0 "$bin/convoke" serve --public-metrics --sip 127.0.0.1:35060 --http 127.0.0.1:38080 \
+taskset -c 0 "$bin/convoke" serve --public-metrics --max-calls-per-source 100000 --max-live-per-account 10000 --max-participants 10000 --sip 127.0.0.1:35060 --http 127.0.0.1:38080 \
   --media-ports 40000-47999 --media-threads 1 --data "$work/data" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 50); do curl -sf http://127.0.0.1:38080/api/v1/status >/dev/null && break; sleep 0.1; done

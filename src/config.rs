@@ -172,6 +172,18 @@ pub struct Settings {
     /// that would start one more gets 403 [default: 20]
     #[arg(long, env = "CONVOKE_MAX_LIVE_PER_ACCOUNT")]
     pub max_live_per_account: Option<usize>,
+    /// Calls in all conferences whose signalling comes from one address (a NAT of an office
+    /// counts once); a join beyond gets 403 [default: 50]
+    #[arg(long, env = "CONVOKE_MAX_CALLS_PER_SOURCE")]
+    pub max_calls_per_source: Option<usize>,
+    /// Calls in all conferences of one proven account; a join beyond gets 403, an invitation
+    /// 486 [default: 10]
+    #[arg(long, env = "CONVOKE_MAX_CALLS_PER_ACCOUNT")]
+    pub max_calls_per_account: Option<usize>,
+    /// People one account may have the focus call per minute (API invitations and REFERs)
+    /// [default: 60]
+    #[arg(long, env = "CONVOKE_INVITATIONS_PER_MINUTE")]
+    pub invitations_per_minute: Option<u32>,
     /// Participants one conference takes at most; a join beyond gets 486 [default: 100]
     #[arg(long, env = "CONVOKE_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
@@ -212,6 +224,9 @@ impl Settings {
             max_participants: self.max_participants.or(other.max_participants),
             media_timeout: self.media_timeout.or(other.media_timeout),
             max_live_per_account: self.max_live_per_account.or(other.max_live_per_account),
+            max_calls_per_source: self.max_calls_per_source.or(other.max_calls_per_source),
+            max_calls_per_account: self.max_calls_per_account.or(other.max_calls_per_account),
+            invitations_per_minute: self.invitations_per_minute.or(other.invitations_per_minute),
         }
     }
 }
@@ -250,6 +265,11 @@ pub struct Config {
     pub max_participants: usize,
     /// Live conferences per owning account.
     pub max_live_per_account: usize,
+    /// Calls per signalling source address, and per proven account.
+    pub max_calls_per_source: usize,
+    pub max_calls_per_account: usize,
+    /// Invitations (people called) per inviting account per minute.
+    pub invitations_per_minute: u32,
     /// Calls that send no media this long are hung up (`None`: never).
     pub media_timeout: Option<Duration>,
 }
@@ -318,6 +338,9 @@ impl Config {
             public_metrics: s.public_metrics.unwrap_or(false),
             max_participants: s.max_participants.unwrap_or(100).max(1),
             max_live_per_account: s.max_live_per_account.unwrap_or(20).max(1),
+            max_calls_per_source: s.max_calls_per_source.unwrap_or(50).max(1),
+            max_calls_per_account: s.max_calls_per_account.unwrap_or(10).max(1),
+            invitations_per_minute: s.invitations_per_minute.unwrap_or(60).max(1),
             media_timeout: Some(s.media_timeout.unwrap_or(60))
                 .filter(|s| *s > 0)
                 .map(Duration::from_secs),

@@ -37,6 +37,7 @@ pub mod invitation;
 pub mod media;
 pub mod metrics;
 pub mod panics;
+pub mod rate;
 pub mod registrar;
 pub mod server;
 pub mod session_timer;

@@ -24,8 +24,6 @@ pub enum StartError {
     Tls(#[from] crate::transport::tls::TlsError),
     #[error("media threads: {0}")]
     MediaRuntime(std::io::Error),
-    #[error("HTTP server: {0}")]
-    Http(std::io::Error),
 }
 
 /// Runs the server until the process is stopped.
@@ -157,24 +155,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     }
     let api = crate::api::router(app);
     if let Some(listener) = https {
-        let secure = api.clone().merge(sip_over_wss);
-        tokio::spawn(async move {
-            let service = secure.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            // `tap_io` (a no-op here) is what gives a custom listener's connections the
-            // peer-address connect info that `/sip` reads.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
-            if let Err(e) = axum::serve(listener, service).await {
-                tracing::error!(error = %e, "HTTPS server stopped");
-            }
-        });
+        tokio::spawn(crate::api::serve::serve(
+            listener,
+            api.clone().merge(sip_over_wss),
+        ));
     }
-    let http = api.merge(sip_over_ws);
-    axum::serve(
-        http_listener,
-        http.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await
-    .map_err(StartError::Http)
+    crate::api::serve::serve(http_listener, api.merge(sip_over_ws)).await;
+    Ok(())
 }
 
 /// Looks for calls without media four times per timeout (so a silent call ends between one
@@ -205,6 +192,7 @@ async fn housekeeping(app: Arc<App>, transports: Arc<Transports>) {
         app.registrar.purge(std::time::Instant::now());
         app.auth.purge(std::time::SystemTime::now());
         app.throttle.purge(std::time::Instant::now());
+        app.invitation_rate.purge(std::time::Instant::now());
         app.conferences
             .park_idle(app.config.idle_park, std::time::Instant::now());
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 #[test]
 fn joins_conferences_and_measures_every_stream() {
-    let server = Server::start();
+    let server = Server::start_with(common::load::LOAD_LIMITS);
     let plots = tempfile::tempdir().unwrap();
     let prefix = plots.path().join("run");
     let args = common::load::conference_args(

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn a_thousand_joins_through_loss_and_delay() {
     // T1 = 250 ms keeps the final drain (64·T1) short; the relay's RTT is ~100 ms.
-    let server = Server::start_with(&["--t1-ms", "250"]);
+    let server = Server::start_with(&[&["--t1-ms", "250"], common::load::LOAD_LIMITS].concat());
     let (conf, pin) = server.open_conference("lossy");
     let relay = LossyRelay::start(
         server.sip,

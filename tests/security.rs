@@ -632,3 +632,99 @@ fn tcp_connections_are_bounded_and_silent_ones_closed() {
         "a connection that never sends a message is closed after 30 s, not {waited:?}"
     );
 }
+
+/// Finding 5: one address cannot fill the server with calls (`--max-calls-per-source`); another
+/// address still gets in.
+#[test]
+fn calls_per_source_address_are_capped() {
+    let server = Server::start_with(&["--max-calls-per-source", "2"]);
+    let (conf, pin) = server.open_conference("crowded");
+    let uri = server.join_uri(&conf, &pin);
+    let rtp = RtpPeer::bind("127.0.0.1", 1);
+    let mut calls = Vec::new();
+    for _ in 0..2 {
+        let mut ua = Ua::new("guest", server.sip);
+        let call = ua.invite(&uri, &rtp.offer(), None, &[]).expect("joins");
+        calls.push((ua, call));
+    }
+    let mut third = Ua::new("guest", server.sip);
+    let refused = third.invite(&uri, &rtp.offer(), None, &[]).err();
+    assert_eq!(refused.map(|r| r.status), Some(403));
+    let mut elsewhere = Ua::new_from("guest", server.sip, "127.0.0.2");
+    let other_rtp = RtpPeer::bind("127.0.0.2", 2);
+    let mut call = elsewhere
+        .invite(&uri, &other_rtp.offer(), None, &[])
+        .expect("another address joins");
+    assert_eq!(elsewhere.bye(&mut call).status, 200);
+    for (mut ua, mut call) in calls {
+        assert_eq!(ua.bye(&mut call).status, 200);
+    }
+}
+
+/// Finding 7: an account cannot make the focus ring people without limit.
+#[test]
+fn invitations_are_rate_limited_per_account() {
+    let server = Server::start_with(&["--invitations-per-minute", "2"]);
+    let (conf, _) = server.open_conference("invites");
+    let url = server.url(&format!("/api/v1/conferences/{conf}/invitations"));
+    let invite = |users: serde_json::Value| {
+        status(
+            server
+                .http()
+                .post(&url)
+                .basic_auth("alice", Some(password("alice")))
+                .json(&serde_json::json!({ "users": users })),
+        )
+    };
+    assert_eq!(invite(serde_json::json!(["bob", "carol", "dave"])), 429);
+    assert_eq!(invite(serde_json::json!(["bob", "carol"])), 200);
+    assert_eq!(invite(serde_json::json!(["dave"])), 429);
+}
+
+/// Finding 8: a half-sent HTTP request does not hold a connection open.
+#[test]
+fn half_sent_http_requests_are_closed() {
+    let server = Server::start();
+    let mut s = TcpStream::connect(server.http).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let waited = started.elapsed();
+    // hyper answers 408 or just closes; either way within the header timeout (10 s).
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(waited < Duration::from_secs(15), "closed after {waited:?}");
+}
+
+/// Finding 8: a join that is refused after its conference was started does not keep a worker
+/// and its ports for the whole idle time.
+#[test]
+fn refused_joins_do_not_keep_workers_running() {
+    let server = Server::start();
+    let (conf, pin) = server.open_conference("never joined");
+    let only_g729 = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n";
+    let mut ua = Ua::new("guest", server.sip);
+    let refused = ua
+        .invite(&server.join_uri(&conf, &pin), only_g729, None, &[])
+        .err()
+        .map(|r| r.status);
+    assert_eq!(refused, Some(488));
+    let serving = |s: &Server| {
+        s.get("/api/v1/workers")["serving"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while serving(&server) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(
+        serving(&server),
+        0,
+        "the worker was released well before --idle-park"
+    );
+}

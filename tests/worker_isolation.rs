@@ -218,7 +218,7 @@ fn keeps_crashing(mode: &[&str]) {
 /// while one worker is crashed: every other conference receives every packet.
 #[cfg(feature = "load")]
 fn crash_under_load(mode: &[&str], fault: Fault) {
-    let server = Server::start_with(mode);
+    let server = Server::start_with(&[mode, common::load::LOAD_LIMITS].concat());
     let args = common::load::conference_args(
         &server,
         &["-c", "20", "-p", "3", "--warmup", "1", "-d", "4"],

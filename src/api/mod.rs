@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod page;
+pub mod serve;
 
 pub fn router(app: Arc<App>) -> Router {
     let router = Router::new();
@@ -68,7 +69,7 @@ impl IntoResponse for ApiError {
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
                     [(header::RETRY_AFTER, wait.to_string())],
-                    Json(json!({"error": "too many failed attempts"})),
+                    Json(json!({"error": "too many requests; try again later"})),
                 )
                     .into_response()
             }
@@ -434,6 +435,13 @@ async fn invite(
         return Err(ApiError::BadRequest(
             "users must list 1 to 100 names".into(),
         ));
+    }
+    let people = u32::try_from(body.users.len()).unwrap_or(u32::MAX);
+    if !app
+        .invitation_rate
+        .take(who.name(), people, std::time::Instant::now())
+    {
+        return Err(ApiError::Throttled(60));
     }
     let targets = body
         .users

@@ -80,7 +80,9 @@ impl DialTarget {
 impl App {
     pub async fn dial_out(&self, conf: &Arc<LiveConference>, target: &DialTarget) -> DialOutcome {
         let user = target.user.as_str();
-        if conf.participant_count() >= self.config.max_participants {
+        if conf.participant_count() >= self.config.max_participants
+            || self.conferences.calls_of(user) >= self.config.max_calls_per_account
+        {
             return DialOutcome::Failed(486);
         }
         let mut bindings = self.registrar.lookup(user, Instant::now());

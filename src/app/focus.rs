@@ -82,7 +82,12 @@ impl App {
         };
         match self.join(tx, req, peer, &row, joiner).await {
             Ok(()) => {}
-            Err((code, reason)) => self.reply(tx, req, code, reason),
+            Err((code, reason)) => {
+                if let Some(live) = self.conferences.get(&row.id) {
+                    live.join_refused();
+                }
+                self.reply(tx, req, code, reason)
+            }
         }
     }
 
@@ -162,6 +167,16 @@ impl App {
         };
         if conf.participant_count() >= self.config.max_participants {
             return Err((486, "Busy Here (Conference Full)"));
+        }
+        if self.conferences.calls_from(peer.addr.ip()) >= self.config.max_calls_per_source {
+            return Err((403, "Forbidden (Too Many Calls From This Address)"));
+        }
+        if joiner
+            .account
+            .as_deref()
+            .is_some_and(|a| self.conferences.calls_of(a) >= self.config.max_calls_per_account)
+        {
+            return Err((403, "Forbidden (Too Many Calls For This Account)"));
         }
         // A browser's offer is answered by its WebRTC session in the worker, on the
         // conference's own port.

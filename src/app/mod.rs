@@ -15,6 +15,7 @@ use crate::conference::Conferences;
 use crate::config::Config;
 use crate::invitation::Invitations;
 use crate::metrics::Metrics;
+use crate::rate::RateLimit;
 use crate::registrar::Registrar;
 use crate::sip::digest::{Algorithm, Credentials};
 use crate::sip::{HeaderName, Method, Request, Response, SipHeaders};
@@ -66,6 +67,8 @@ pub struct App {
     pub throttle: Throttle,
     /// Signs and checks the tokens invitations carry instead of the PIN.
     pub invitations: Invitations,
+    /// People each account has had the focus call in the last minute.
+    pub invitation_rate: RateLimit,
     /// INVITE transactions answered 2xx, awaiting ACK: (conference, participant).
     pending_acks: DashMap<TxId, (String, u64)>,
 }
@@ -81,6 +84,10 @@ impl App {
     ) -> Arc<Self> {
         Arc::new(Self {
             invitations,
+            invitation_rate: RateLimit::new(
+                config.invitations_per_minute,
+                std::time::Duration::from_secs(60),
+            ),
             auth: Authenticator::new(&config.realm, config.digest.clone()),
             config,
             store,

@@ -63,12 +63,16 @@ impl App {
                     let Some(who) = self.authenticate(tx, req, peer).await else {
                         return;
                     };
-                    conf.with_participant(participant, |p| p.account = who.account.clone());
+                    self.conferences
+                        .prove_account(&conf, participant, who.name());
                     who
                 }
             };
             if !authz::allows(Role::of(&who, &conf.row, proof), Action::Invite) {
                 return self.reply(tx, req, 403, "Forbidden (Guests Cannot Invite)");
+            }
+            if self.invitations_exhausted(tx, req, &who) {
+                return;
             }
             self.reply(tx, req, 202, "Accepted");
             (conf.clone(), Subscription::Call { conf, participant })
@@ -96,6 +100,9 @@ impl App {
             if !authz::allows(Role::of(&who, &row, proof), Action::Invite) {
                 return self.reply(tx, req, 403, "Forbidden (Not Your Conference)");
             }
+            if self.invitations_exhausted(tx, req, &who) {
+                return;
+            }
             let conf = match self.live_conference(&id).await {
                 Ok(c) => c,
                 Err(_) => return self.reply(tx, req, 503, "Service Unavailable"),
@@ -120,6 +127,21 @@ impl App {
         };
         self.notify_refer(&mut subscription, &conf.row.id, status, true)
             .await;
+    }
+
+    /// Takes one invitation from `who`'s allowance; answers 503 + Retry-After when it is
+    /// used up (every REFER rings someone).
+    fn invitations_exhausted(&self, tx: TxId, req: &Request, who: &Principal) -> bool {
+        if self
+            .invitation_rate
+            .take(who.name(), 1, std::time::Instant::now())
+        {
+            return false;
+        }
+        let mut r = self.response(req, 503, "Service Unavailable (Too Many Invitations)");
+        r.headers.push(HeaderName::RetryAfter, "60");
+        self.core.respond(tx, r);
+        true
     }
 
     async fn notify_refer(&self, sub: &mut Subscription, conf_id: &str, status: u16, last: bool) {

@@ -38,6 +38,22 @@ pub enum ConferenceError {
     Worker(#[from] std::io::Error),
 }
 
+/// One call fewer under `key`; the entry goes with its last call.
+fn uncount<K, Q>(counts: &DashMap<Q, usize>, key: &K)
+where
+    K: std::hash::Hash + Eq + ?Sized,
+    Q: std::hash::Hash + Eq + Clone + std::borrow::Borrow<K>,
+{
+    counts.remove_if_mut(key, |_, n| {
+        *n = n.saturating_sub(1);
+        *n == 0
+    });
+}
+
+/// How long a conference started for a join that was then refused keeps its worker (a join
+/// in flight at the same moment still finds it).
+pub const REFUSED_JOIN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The longest conference name, in characters.
 pub const MAX_NAME: usize = 100;
 
@@ -140,6 +156,10 @@ pub struct LiveConference {
     participants: Mutex<HashMap<u64, Participant>>,
     /// Since when the conference has had nobody in it (None while someone is).
     empty_since: Mutex<Option<Instant>>,
+    /// Its last join was refused while it was empty: its worker and ports are released after
+    /// [`REFUSED_JOIN_GRACE`] instead of the idle time, so that refused joins cannot keep
+    /// workers running.
+    refused_while_empty: std::sync::atomic::AtomicBool,
     sdp_version: AtomicU64,
 }
 
@@ -159,6 +179,14 @@ impl LiveConference {
         let mut empty = self.empty_since.lock().unwrap_or_else(|e| e.into_inner());
         if empty.is_some() {
             *empty = Some(Instant::now());
+        }
+        self.refused_while_empty.store(false, Ordering::Relaxed);
+    }
+
+    /// A join to it was refused after it was started: if nobody is in it, release it soon.
+    pub fn join_refused(&self) {
+        if self.participant_count() == 0 {
+            self.refused_while_empty.store(true, Ordering::Relaxed);
         }
     }
 
@@ -223,6 +251,10 @@ impl LiveConference {
 pub struct Conferences {
     live: DashMap<String, Arc<LiveConference>>,
     by_dialog: DashMap<DialogId, (String, u64)>,
+    /// Calls in all conferences, by the address their signalling comes from and by proven
+    /// account, for the per-source and per-account caps.
+    calls_by_source: DashMap<IpAddr, usize>,
+    calls_by_account: DashMap<String, usize>,
     store: Store,
     pool: Arc<WarmPool>,
     /// The standard media port, when one is configured.
@@ -260,6 +292,8 @@ impl Conferences {
             failed_rx: Mutex::new(Some(failed_rx)),
             live: DashMap::new(),
             by_dialog: DashMap::new(),
+            calls_by_source: DashMap::new(),
+            calls_by_account: DashMap::new(),
             store,
             next_participant: AtomicU64::new(1),
         }
@@ -311,6 +345,7 @@ impl Conferences {
                 worker,
                 participants: Mutex::new(HashMap::new()),
                 empty_since: Mutex::new(Some(Instant::now())),
+                refused_while_empty: std::sync::atomic::AtomicBool::new(false),
                 sdp_version: AtomicU64::new(1),
             }))
         })?;
@@ -353,7 +388,12 @@ impl Conferences {
         let before = self.live.len();
         self.live.retain(|id, conf| {
             let empty_since = *conf.empty_since.lock().unwrap_or_else(|e| e.into_inner());
-            let park = empty_since.is_some_and(|t| now.duration_since(t) >= idle)
+            let wait = if conf.refused_while_empty.load(Ordering::Relaxed) {
+                idle.min(REFUSED_JOIN_GRACE)
+            } else {
+                idle
+            };
+            let park = empty_since.is_some_and(|t| now.duration_since(t) >= wait)
                 && conf.participant_count() == 0;
             if park {
                 tracing::info!(conference = %id, "idle: worker and ports released");
@@ -403,8 +443,16 @@ impl Conferences {
         self.reroute(conf, None, Some(&member));
         self.by_dialog
             .insert(p.dialog.id.clone(), (conf.row.id.clone(), p.id));
+        *self
+            .calls_by_source
+            .entry(p.dialog.peer.addr.ip())
+            .or_insert(0) += 1;
+        if let Some(account) = &p.account {
+            *self.calls_by_account.entry(account.clone()).or_insert(0) += 1;
+        }
         let known = conf.worker.upsert(member).ok();
         *conf.empty_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        conf.refused_while_empty.store(false, Ordering::Relaxed);
         tracing::info!(conference = %conf.row.id, participant = p.id, user = %p.user, "joined");
         conf.lock().insert(p.id, p);
         known
@@ -504,6 +552,10 @@ impl Conferences {
             *conf.empty_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         }
         self.by_dialog.remove(&p.dialog.id);
+        uncount(&self.calls_by_source, &p.dialog.peer.addr.ip());
+        if let Some(account) = &p.account {
+            uncount(&self.calls_by_account, account);
+        }
         let member = member_config(
             id,
             p.dialog.peer.addr.ip(),
@@ -516,6 +568,32 @@ impl Conferences {
         let _ = conf.worker.remove(id);
         tracing::info!(conference = %conf.row.id, participant = id, "left");
         Some(p)
+    }
+
+    /// Calls (in any conference) whose signalling comes from `ip`.
+    pub fn calls_from(&self, ip: IpAddr) -> usize {
+        self.calls_by_source.get(&ip).map_or(0, |n| *n)
+    }
+
+    /// Calls (in any conference) of the proven `account`.
+    pub fn calls_of(&self, account: &str) -> usize {
+        self.calls_by_account.get(account).map_or(0, |n| *n)
+    }
+
+    /// Records that a participant proved `account` during its call (an in-call REFER that
+    /// authenticated), so that the per-account count follows.
+    pub fn prove_account(&self, conf: &LiveConference, id: u64, account: &str) {
+        let newly = conf.with_participant(id, |p| {
+            let newly = p.account.is_none();
+            p.account = Some(account.to_string());
+            newly
+        });
+        if newly == Some(true) {
+            *self
+                .calls_by_account
+                .entry(account.to_string())
+                .or_insert(0) += 1;
+        }
     }
 
     /// The conference and participant an in-dialog request belongs to.

@@ -14,7 +14,7 @@ work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 echo alice-pw | "$bin" user add alice --data "$work/data" 2>/dev/null
 serve() {
-  "$bin" serve --public-metrics --sip 127.0.0.1:25060 --http 127.0.0.1:28080 --media-ports 40000-47999 --data "$work/data" "$@" 2>>"$work/server.log" &
+  "$bin" serve --public-metrics --max-calls-per-source 100000 --max-live-per-account 10000 --max-participants 10000 --sip 127.0.0.1:25060 --http 127.0.0.1:28080 --media-ports 40000-47999 --data "$work/data" "$@" 2>>"$work/server.log" &
   server=$!
   for _ in $(seq 50); do curl -sf http://127.0.0.1:28080/api/v1/status >/dev/null && break; sleep 0.1; done
 }

@@ -49,6 +49,18 @@ impl LoadRun {
     }
 }
 
+/// `serve` flags for load: every generated call comes from one loopback address and one
+/// owner, so the per-source, per-owner and per-conference caps are lifted as an operator who
+/// benchmarks would.
+pub const LOAD_LIMITS: &[&str] = &[
+    "--max-calls-per-source",
+    "100000",
+    "--max-live-per-account",
+    "10000",
+    "--max-participants",
+    "10000",
+];
+
 /// `conference` arguments against `server` as alice, then `extra`.
 pub fn conference_args(server: &super::Server, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [

@@ -59,7 +59,12 @@ impl Call {
 
 impl Ua {
     pub fn new(user: &str, server: SocketAddr) -> Self {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::new_from(user, server, "127.0.0.1")
+    }
+
+    /// A UA whose socket is on `ip` (any 127.0.0.0/8 address: another "host").
+    pub fn new_from(user: &str, server: SocketAddr, ip: &str) -> Self {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();

@@ -300,6 +300,19 @@ fn names_with_control_characters_are_refused() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 400, "{name:?}");
     }
+    let (conf, _) = server.open_conference("fine");
+    let r = server
+        .http()
+        .post(server.url(&format!("/api/v1/conferences/{conf}/invitations")))
+        .basic_auth("alice", Some(password("alice")))
+        .json(&serde_json::json!({ "users": ["bob\r\nAlert-Info: <http://x/>"] }))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "invitees are checked at entry too"
+    );
 }
 
 /// Finding 7: one REGISTER cannot make hundreds of bindings (each a leg of every invitation).
@@ -698,8 +711,8 @@ fn half_sent_http_requests_are_closed() {
     assert!(waited < Duration::from_secs(15), "closed after {waited:?}");
 }
 
-/// Finding 8: a join that is refused after its conference was started does not keep a worker
-/// and its ports for the whole idle time.
+/// Finding 8: a refused join does not start (or keep) a worker and its ports: what can be
+/// decided without the worker is decided before it starts.
 #[test]
 fn refused_joins_do_not_keep_workers_running() {
     let server = Server::start();

@@ -428,6 +428,15 @@ async fn invite(
 ) -> Result<impl IntoResponse, ApiError> {
     let (who, _, role) = account_towards(&app, &headers, source.ip(), &id).await?;
     require(&who, role, Action::Invite)?;
+    if body
+        .users
+        .iter()
+        .any(|u| u.is_empty() || u.len() > 256 || u.chars().any(char::is_control))
+    {
+        return Err(ApiError::BadRequest(
+            "users are names or SIP URIs without control characters".into(),
+        ));
+    }
     // One call per person, however often they are listed.
     let mut seen = std::collections::HashSet::new();
     body.users.retain(|u| seen.insert(u.clone()));

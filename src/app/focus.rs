@@ -22,6 +22,8 @@ use std::sync::Arc;
 /// A refused join: the status and reason phrase to answer with.
 type Refusal = (u16, &'static str);
 
+const NO_COMMON_CODEC: Refusal = (488, "Not Acceptable Here (No Common Codec)");
+
 /// Who is joining, as the join request proved it.
 struct Joiner {
     /// The name the roster shows.
@@ -158,16 +160,8 @@ impl App {
                 return Ok(());
             }
         };
-        let conf = match self.live_conference(&row.id).await {
-            Ok(c) => c,
-            Err(e) => {
-                self.refuse_conference_error(tx, req, e);
-                return Ok(());
-            }
-        };
-        if conf.participant_count() >= self.config.max_participants {
-            return Err((486, "Busy Here (Conference Full)"));
-        }
+        // Everything that can refuse the join without the conference's worker is decided
+        // before the worker is started: a refused join starts nothing.
         if self.conferences.calls_from(peer.addr.ip()) >= self.config.max_calls_per_source {
             return Err((403, "Forbidden (Too Many Calls From This Address)"));
         }
@@ -177,6 +171,27 @@ impl App {
             .is_some_and(|a| self.conferences.calls_of(a) >= self.config.max_calls_per_account)
         {
             return Err((403, "Forbidden (Too Many Calls For This Account)"));
+        }
+        if self
+            .conferences
+            .get(&row.id)
+            .is_some_and(|c| c.participant_count() >= self.config.max_participants)
+        {
+            return Err((486, "Busy Here (Conference Full)"));
+        }
+        if let Some(offer) = offer.as_ref().filter(|o| !o.is_webrtc()) {
+            // The codecs do not depend on the ports: a phone we cannot talk to is refused now.
+            sdp::answer(offer, &self.local_media_unbound()).map_err(|_| NO_COMMON_CODEC)?;
+        }
+        let conf = match self.live_conference(&row.id).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.refuse_conference_error(tx, req, e);
+                return Ok(());
+            }
+        };
+        if conf.participant_count() >= self.config.max_participants {
+            return Err((486, "Busy Here (Conference Full)"));
         }
         // A browser's offer is answered by its WebRTC session in the worker, on the
         // conference's own port.
@@ -197,7 +212,7 @@ impl App {
             Some(offer) => {
                 let (answer, streams) = sdp::answer(offer, &local).map_err(|e| match e {
                     NegotiationError::NoCommonCodec | NegotiationError::AnswerMismatch => {
-                        (488, "Not Acceptable Here (No Common Codec)")
+                        NO_COMMON_CODEC
                     }
                 })?;
                 (answer, streams, None)
@@ -310,6 +325,18 @@ impl App {
                 .push(HeaderName::Other(HDR_PIN.into()), row.pin.clone());
         }
         r.headers.push(HeaderName::Server, super::SERVER);
+    }
+
+    /// Our media before a conference's ports are known (port 9, the discard port, RFC 3264
+    /// style): enough to tell whether an offer has a codec in common with us.
+    fn local_media_unbound(&self) -> LocalMedia {
+        LocalMedia {
+            address: self.config.public_ip.to_string(),
+            audio_port: 9,
+            video_port: Some(9),
+            session_id: 0,
+            session_version: 0,
+        }
     }
 
     pub(super) fn local_media(&self, conf: &LiveConference) -> LocalMedia {

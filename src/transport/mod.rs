@@ -86,3 +86,39 @@ impl Transports {
         }
     }
 }
+
+/// Connections one address may hold open at once, per listener (an office behind one NAT has
+/// many phones and browsers).
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+
+/// Open connections per remote address; an entry lives as long as its count is above zero.
+#[derive(Default)]
+pub struct ConnectionsPerAddress(DashMap<std::net::IpAddr, usize>);
+
+impl ConnectionsPerAddress {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Counts a new connection from `ip`, or refuses it at [`MAX_CONNECTIONS_PER_ADDRESS`].
+    pub fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<AddressSlot> {
+        let mut n = self.0.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot(self.clone(), ip))
+    }
+}
+
+/// One counted connection; dropping it uncounts it.
+pub struct AddressSlot(Arc<ConnectionsPerAddress>, std::net::IpAddr);
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        self.0 .0.remove_if_mut(&self.1, |_, n| {
+            *n -= 1;
+            *n == 0
+        });
+    }
+}

@@ -2,7 +2,7 @@
 //! messages with the [`Framer`]. Responses and in-dialog requests go back over the connection.
 
 use super::peer::{Peer, Transport};
-use super::{Inbound, Transports};
+use super::{ConnectionsPerAddress, Inbound, Transports};
 use crate::sip::framing::{Frame, Framer};
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -20,36 +20,6 @@ const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection silent this long (no message, no CRLF keepalive) is closed: longer than any
 /// registration refresh or RFC 5626 keepalive interval a phone uses.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Connections one address may hold open at once (an office behind one NAT has many phones).
-pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
-
-/// Open connections per remote address; an entry lives as long as its count is above zero.
-#[derive(Default)]
-struct PerAddress(dashmap::DashMap<std::net::IpAddr, usize>);
-
-impl PerAddress {
-    /// Counts a new connection from `ip`, or refuses it at the cap.
-    fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<AddressSlot> {
-        let mut n = self.0.entry(ip).or_insert(0);
-        if *n >= MAX_CONNECTIONS_PER_ADDRESS {
-            return None;
-        }
-        *n += 1;
-        Some(AddressSlot(self.clone(), ip))
-    }
-}
-
-/// One counted connection; dropping it uncounts it.
-struct AddressSlot(Arc<PerAddress>, std::net::IpAddr);
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        self.0 .0.remove_if_mut(&self.1, |_, n| {
-            *n -= 1;
-            *n == 0
-        });
-    }
-}
 
 /// Accepts connections; with `tls`, each one is a TLS server session first.
 pub async fn run(
@@ -58,7 +28,7 @@ pub async fn run(
     transports: Arc<Transports>,
     inbound: mpsc::Sender<Inbound>,
 ) {
-    let per_address = Arc::new(PerAddress::default());
+    let per_address = ConnectionsPerAddress::new();
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,

@@ -39,9 +39,10 @@ enum UserCommand {
     /// line, where every user of the machine can read it.
     Add {
         name: String,
-        /// Make the account an operator: it sees and manages every conference and the server
-        #[arg(long)]
-        operator: bool,
+        /// Make the account an operator (it sees and manages every conference and the server);
+        /// `--operator false` makes it an ordinary account again [default: unchanged]
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        operator: Option<bool>,
         #[arg(long, env = "CONVOKE_DATA", default_value = "convoke-data")]
         data: PathBuf,
         #[arg(long, env = "CONVOKE_REALM", default_value = "convoke")]
@@ -113,8 +114,11 @@ fn main() -> anyhow::Result<()> {
                 store
                     .put_user(&name, &realm, &password, digest.as_deref())
                     .await?;
-                store.set_operator(&name, operator).await?;
-                let role = if operator { "operator" } else { "user" };
+                if let Some(operator) = operator {
+                    store.set_operator(&name, operator).await?;
+                }
+                let is_operator = store.user(&name).await?.is_some_and(|u| u.operator);
+                let role = if is_operator { "operator" } else { "user" };
                 eprintln!("{role} {name} saved in {}", data.display());
             }
             Command::User {

@@ -485,6 +485,20 @@ async fn futures_join_all<F: std::future::Future<Output = serde_json::Value> + S
     out
 }
 
+/// Monitoring (`/metrics`, `/api/v1/status`): operators only, unless `--public-metrics` made
+/// it a documented open choice.
+async fn require_monitoring(
+    app: &App,
+    headers: &HeaderMap,
+    source: IpAddr,
+) -> Result<(), ApiError> {
+    if app.config.public_metrics {
+        return Ok(());
+    }
+    let who = principal_of(app, headers, source).await?;
+    require(&who, who.server_role(), Action::Operate)
+}
+
 /// Prometheus text exposition: for operators, or for anyone with `--public-metrics` (for a
 /// scraper without credentials on a trusted network).
 async fn metrics(
@@ -492,10 +506,7 @@ async fn metrics(
     ConnectInfo(source): Source,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !app.config.public_metrics {
-        let who = principal_of(&app, &headers, source.ip()).await?;
-        require(&who, who.server_role(), Action::Operate)?;
-    }
+    require_monitoring(&app, &headers, source.ip()).await?;
     let now = std::time::Instant::now();
     let gauges = [
         (
@@ -599,9 +610,6 @@ async fn status(
     ConnectInfo(source): Source,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !app.config.public_metrics {
-        let who = principal_of(&app, &headers, source.ip()).await?;
-        require(&who, who.server_role(), Action::Operate)?;
-    }
+    require_monitoring(&app, &headers, source.ip()).await?;
     Ok(Json(app.status()))
 }

@@ -397,6 +397,16 @@ mod tests {
         assert_eq!(c.host(), "127.0.0.1:5060");
     }
 
+    /// The sample shipped for operators is a valid configuration (unknown keys are refused).
+    #[test]
+    fn the_sample_file_loads() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/convoke.toml");
+        let c = Config::load(Settings::default(), Some(&sample)).unwrap();
+        assert_eq!(c.data, PathBuf::from("/var/lib/convoke"));
+        assert_eq!(c.max_calls_per_source, 50);
+        assert!(!c.public_metrics);
+    }
+
     #[test]
     fn flags_win_over_file() {
         let dir = tempfile::tempdir().unwrap();

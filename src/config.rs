@@ -184,6 +184,10 @@ pub struct Settings {
     /// [default: 60]
     #[arg(long, env = "CONVOKE_INVITATIONS_PER_MINUTE")]
     pub invitations_per_minute: Option<u32>,
+    /// Seconds running calls get to end after SIGTERM (new ones get 503) before the focus says
+    /// BYE and the server stops [default: 60]
+    #[arg(long, env = "CONVOKE_DRAIN_TIME")]
+    pub drain_time: Option<u64>,
     /// Participants one conference takes at most; a join beyond gets 486 [default: 100]
     #[arg(long, env = "CONVOKE_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
@@ -223,6 +227,7 @@ impl Settings {
             public_metrics: self.public_metrics.or(other.public_metrics),
             max_participants: self.max_participants.or(other.max_participants),
             media_timeout: self.media_timeout.or(other.media_timeout),
+            drain_time: self.drain_time.or(other.drain_time),
             max_live_per_account: self.max_live_per_account.or(other.max_live_per_account),
             max_calls_per_source: self.max_calls_per_source.or(other.max_calls_per_source),
             max_calls_per_account: self.max_calls_per_account.or(other.max_calls_per_account),
@@ -270,6 +275,8 @@ pub struct Config {
     pub max_calls_per_account: usize,
     /// Invitations (people called) per inviting account per minute.
     pub invitations_per_minute: u32,
+    /// How long running calls get after SIGTERM.
+    pub drain_time: Duration,
     /// Calls that send no media this long are hung up (`None`: never).
     pub media_timeout: Option<Duration>,
 }
@@ -337,6 +344,7 @@ impl Config {
         Ok(Self {
             public_metrics: s.public_metrics.unwrap_or(false),
             max_participants: s.max_participants.unwrap_or(100).max(1),
+            drain_time: Duration::from_secs(s.drain_time.unwrap_or(60)),
             max_live_per_account: s.max_live_per_account.unwrap_or(20).max(1),
             max_calls_per_source: s.max_calls_per_source.unwrap_or(50).max(1),
             max_calls_per_account: s.max_calls_per_account.unwrap_or(10).max(1),
@@ -404,6 +412,7 @@ mod tests {
         let c = Config::load(Settings::default(), Some(&sample)).unwrap();
         assert_eq!(c.data, PathBuf::from("/var/lib/convoke"));
         assert_eq!(c.max_calls_per_source, 50);
+        assert_eq!(c.drain_time, Duration::from_secs(60));
         assert!(!c.public_metrics);
     }
 

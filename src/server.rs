@@ -153,6 +153,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     if !config.http.ip().is_loopback() {
         tracing::warn!(http = %config.http, "the HTTP API listens beyond loopback without TLS: passwords (HTTP Basic) and PINs cross the network in clear; serve it with --https or behind a TLS proxy");
     }
+    let app_for_drain = app.clone();
     let api = crate::api::router(app);
     if let Some(listener) = https {
         tokio::spawn(crate::api::serve::serve(
@@ -160,7 +161,25 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             api.clone().merge(sip_over_wss),
         ));
     }
-    crate::api::serve::serve(http_listener, api.merge(sip_over_ws)).await;
+    let drain = {
+        let app = app_for_drain;
+        async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot watch SIGTERM");
+                        return std::future::pending().await;
+                    }
+                };
+            term.recv().await;
+            app.drain(config.drain_time).await;
+        }
+    };
+    tokio::select! {
+        () = crate::api::serve::serve(http_listener, api.merge(sip_over_ws)) => {}
+        () = drain => tracing::info!("drained: stopping"),
+    }
     Ok(())
 }
 

@@ -69,6 +69,8 @@ pub struct App {
     pub invitations: Invitations,
     /// People each account has had the focus call in the last minute.
     pub invitation_rate: RateLimit,
+    /// Set on SIGTERM: no new calls (503 + Retry-After), running ones get a while to end.
+    pub draining: std::sync::atomic::AtomicBool,
     /// INVITE transactions answered 2xx, awaiting ACK: (conference, participant).
     pending_acks: DashMap<TxId, (String, u64)>,
 }
@@ -97,6 +99,7 @@ impl App {
             metrics,
             throttle: Throttle::new(ThrottleLimits::default()),
             pending_acks: DashMap::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -158,6 +161,12 @@ impl App {
                 self.core.respond(tx, r);
             }
             (Method::Invite | Method::Update, true) => self.reinvite(tx, &req, peer).await,
+            (Method::Invite, false) if self.draining.load(std::sync::atomic::Ordering::Relaxed) => {
+                // Shutting down: another node (or this one, restarted) takes the call.
+                let mut r = self.response(&req, 503, "Service Unavailable (Shutting Down)");
+                r.headers.push(HeaderName::RetryAfter, "30");
+                self.core.respond(tx, r);
+            }
             (Method::Invite, false) => self.invite(tx, &req, peer).await,
             (Method::Bye, _) => self.bye(tx, &req),
             (Method::Refer, _) => self.refer(tx, &req, peer, in_dialog).await,
@@ -424,6 +433,43 @@ impl App {
             self.conference_contact(conf, dialog.peer),
         );
         let _events = self.core.request(bye, dialog.peer);
+    }
+
+    /// SIGTERM: refuse new calls, give the running ones `grace` to end, then say BYE to the
+    /// rest. Returns when no call is left (or the BYEs have had a moment to go out).
+    pub async fn drain(&self, grace: std::time::Duration) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let calls = || {
+            self.conferences
+                .live()
+                .iter()
+                .map(|c| c.participant_count())
+                .sum::<usize>()
+        };
+        tracing::info!(
+            calls = calls(),
+            grace_s = grace.as_secs(),
+            "draining: no new calls"
+        );
+        let deadline = tokio::time::Instant::now() + grace;
+        while calls() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let mut ended = 0;
+        for conf in self.conferences.live() {
+            for p in conf.participants() {
+                if let Some(gone) = self.conferences.leave(&conf, p.id) {
+                    self.send_bye(gone.dialog, &conf.row.id);
+                    ended += 1;
+                }
+            }
+        }
+        if ended > 0 {
+            tracing::info!(calls = ended, "drain time over: BYE sent");
+            // The BYEs leave through the transaction layer; give them a moment on the wire.
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
     }
 
     /// Counters for the status API and leak checks.

@@ -201,6 +201,26 @@ impl Server {
         }
     }
 
+    /// Sends the server process a signal (e.g. `libc::SIGTERM`), as an init system would.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("running").id() as i32;
+        // SAFETY: kill(2) on the process id of our own child.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+
+    /// Waits (bounded) for the server process to exit by itself; its status, if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok()? {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// Resident memory of the server process, in KiB (from /proc).
     pub fn rss_kib(&self) -> u64 {
         let pid = self.child.as_ref().expect("running").id();

@@ -3,6 +3,9 @@
 //! The source lists are read from libopus's own `*_sources.mk`, so an update of the vendored
 //! tree brings its file list with it. Float build, the configuration of libopus's defaults;
 //! on x86-64 the SSE and SSE2 kernels (part of the baseline ISA, so no run-time detection).
+//! `libopus/` is upstream's 1.5.2 tree less what this build never compiles or includes: the
+//! fixed-point sources and tables, ARM, MIPS, SSE4.1/AVX2 (they need run-time dispatch), the
+//! deep-learning extensions (dnn/), tests, demos and build systems.
 
 use std::path::{Path, PathBuf};
 

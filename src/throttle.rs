@@ -58,6 +58,16 @@ impl Default for ThrottleLimits {
     }
 }
 
+impl ThrottleLimits {
+    fn of(&self, kind: Kind) -> ThrottlePolicy {
+        match kind {
+            Kind::Pair => self.pair,
+            Kind::Source => self.source,
+            Kind::Target => self.target,
+        }
+    }
+}
+
 /// What is being guessed: an account, or a conference's PIN or invitation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target<'a> {
@@ -110,14 +120,6 @@ impl Throttle {
         }
     }
 
-    fn policy(&self, kind: Kind) -> ThrottlePolicy {
-        match kind {
-            Kind::Pair => self.limits.pair,
-            Kind::Source => self.limits.source,
-            Kind::Target => self.limits.target,
-        }
-    }
-
     fn keys(source: IpAddr, target: Target) -> [(Kind, String); 3] {
         let t = target.key();
         [
@@ -141,7 +143,7 @@ impl Throttle {
     pub fn failure(&self, source: IpAddr, target: Target, now: Instant) -> bool {
         let mut blocked = false;
         for key in Self::keys(source, target) {
-            let p = self.policy(key.0);
+            let p = self.limits.of(key.0);
             let mut e = self.entries.entry(key).or_insert(Entry {
                 window_start: now,
                 failures: 0,
@@ -182,11 +184,7 @@ impl Throttle {
     pub fn purge(&self, now: Instant) -> usize {
         let limits = self.limits;
         self.entries.retain(|(kind, _), e| {
-            let p = match kind {
-                Kind::Pair => limits.pair,
-                Kind::Source => limits.source,
-                Kind::Target => limits.target,
-            };
+            let p = limits.of(*kind);
             // Blocked keys are kept a while after the block for the backoff to see them.
             e.blocked_until
                 .is_some_and(|u| u > now || now.duration_since(u) < p.max_block)

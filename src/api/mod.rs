@@ -2,7 +2,7 @@
 
 use crate::app::{App, DialOutcome, DialTarget, HDR_PIN, HDR_TOKEN};
 use crate::auth::constant_time_eq;
-use crate::authz::{self, Action, Principal, Proof, Role};
+use crate::authz::{self, Action, Principal, Role};
 use crate::conference::ConferenceError;
 use crate::metrics::Metrics;
 use crate::sip::digest::Algorithm;
@@ -170,31 +170,6 @@ fn require(who: &Principal, role: Role, action: Action) -> Result<(), ApiError> 
     }
 }
 
-/// The role of `who` towards a stored conference (in the call: an account among its live
-/// participants).
-fn role_towards(
-    app: &App,
-    who: &Principal,
-    row: &crate::store::ConferenceRow,
-    pin_or_invitation: bool,
-) -> Role {
-    let in_call = who.account.as_deref().is_some_and(|name| {
-        app.conferences.get(&row.id).is_some_and(|c| {
-            c.participants()
-                .iter()
-                .any(|p| p.account.as_deref() == Some(name))
-        })
-    });
-    Role::of(
-        who,
-        row,
-        Proof {
-            pin_or_invitation,
-            in_call,
-        },
-    )
-}
-
 #[derive(Deserialize, Default)]
 struct CreateConference {
     name: Option<String>,
@@ -252,7 +227,7 @@ async fn account_towards(
         return Err(ApiError::Unauthorized);
     }
     let row = conference_row(app, id).await?;
-    let role = role_towards(app, &who, &row, false);
+    let role = app.role_towards(&who, &row, false);
     if !authz::allows(role, Action::ViewRoster) {
         return Err(ApiError::NotFound);
     }
@@ -330,7 +305,7 @@ async fn roster_for_members(
         app.throttle.failure(source.ip(), target, now);
         return Err(ApiError::Forbidden("wrong PIN or invitation"));
     }
-    let role = role_towards(&app, &who, &row, pin_ok || invited);
+    let role = app.role_towards(&who, &row, pin_ok || invited);
     require(&who, role, Action::ViewRoster)?;
     let roster = match app.conferences.get(&id) {
         Some(c) => c.roster().await,

@@ -22,7 +22,8 @@ pub const RING_TIMEOUT: Duration = Duration::from_secs(45);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DialOutcome {
     Joined(u64),
-    /// The best final status among the branches (404 unknown user, 480 not registered, ...).
+    /// The best final status among the branches (480 unknown or not registered, 486 full or
+    /// busy, 408 no answer, ...).
     Failed(u16),
 }
 

@@ -172,13 +172,6 @@ impl App {
         {
             return Err((403, "Forbidden (Too Many Calls For This Account)"));
         }
-        if self
-            .conferences
-            .get(&row.id)
-            .is_some_and(|c| c.participant_count() >= self.config.max_participants)
-        {
-            return Err((486, "Busy Here (Conference Full)"));
-        }
         if let Some(offer) = offer.as_ref().filter(|o| !o.is_webrtc()) {
             // The codecs do not depend on the ports: a phone we cannot talk to is refused now.
             sdp::answer(offer, &self.local_media_unbound()).map_err(|_| NO_COMMON_CODEC)?;
@@ -190,6 +183,7 @@ impl App {
                 return Ok(());
             }
         };
+        // A full conference is live already, so this check after starting it starts nothing.
         if conf.participant_count() >= self.config.max_participants {
             return Err((486, "Busy Here (Conference Full)"));
         }

@@ -472,6 +472,31 @@ impl App {
         }
     }
 
+    /// The role of `who` towards a stored conference, for the SIP services and the API alike:
+    /// "in the call" means its account is among the conference's live participants.
+    pub fn role_towards(
+        &self,
+        who: &Principal,
+        row: &crate::store::ConferenceRow,
+        pin_or_invitation: bool,
+    ) -> crate::authz::Role {
+        let in_call = who.account.as_deref().is_some_and(|name| {
+            self.conferences.get(&row.id).is_some_and(|c| {
+                c.participants()
+                    .iter()
+                    .any(|p| p.account.as_deref() == Some(name))
+            })
+        });
+        crate::authz::Role::of(
+            who,
+            row,
+            crate::authz::Proof {
+                pin_or_invitation,
+                in_call,
+            },
+        )
+    }
+
     /// Counters for the status API and leak checks.
     pub fn status(&self) -> serde_json::Value {
         serde_json::json!({

@@ -89,15 +89,7 @@ impl App {
             let Some(who) = self.authenticate(tx, req, peer).await else {
                 return;
             };
-            let proof = Proof {
-                pin_or_invitation: false,
-                in_call: self.conferences.get(&id).is_some_and(|c| {
-                    c.participants()
-                        .iter()
-                        .any(|p| p.account.as_deref() == Some(who.name()))
-                }),
-            };
-            if !authz::allows(Role::of(&who, &row, proof), Action::Invite) {
+            if !authz::allows(self.role_towards(&who, &row, false), Action::Invite) {
                 return self.reply(tx, req, 403, "Forbidden (Not Your Conference)");
             }
             if self.invitations_exhausted(tx, req, &who) {

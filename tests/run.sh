@@ -24,6 +24,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update
   as_root apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+# playwright-core 1.65 needs Node.js 20 (the machine's); Debian 12's own is 18.
+node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' \
+  || { echo "tests/run.sh: Node.js 20 or later is needed for playwright-core" >&2; exit 1; }
 # playwright-core (and JsSIP, esbuild: web/vendor/jssip.min.js is their bundle), as locked.
 npm ci --prefix web --no-audit --no-fund
 # aiortc: the non-browser WebRTC peer of tests/webrtc_aiortc.rs.

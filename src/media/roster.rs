@@ -22,6 +22,7 @@
 //! focus sends at most [`UNPROVEN_BUDGET`] packets there, so a join cannot aim the
 //! conference's media at a third party.
 
+use super::rtp::{classify, ssrc, PacketKind};
 use super::stats::RtpReceiveStats;
 use super::webrtc::{is_stun_or_dtls, Leg};
 use std::net::{IpAddr, SocketAddr};
@@ -224,16 +225,14 @@ pub fn attribute_webrtc(
     })
 }
 
-/// The SSRC and (RTP) sequence number of a packet: RTCP has the sender's SSRC at 4..8, RTP
-/// the sequence number at 2..4 and the SSRC at 8..12 (RFC 3550 §6.4, §5.1).
+/// The SSRC and (RTP) sequence number of a packet, and whether it is RTCP.
 fn ssrc_and_seq(packet: &[u8]) -> Option<(u32, u16, bool)> {
-    let rtcp = packet.len() >= 8 && (200..=207).contains(&packet[1]);
-    if rtcp {
-        let ssrc = u32::from_be_bytes(packet[4..8].try_into().ok()?);
-        return Some((ssrc, 0, true));
-    }
-    let ssrc = u32::from_be_bytes(packet.get(8..12)?.try_into().ok()?);
-    Some((ssrc, u16::from_be_bytes([packet[2], packet[3]]), false))
+    let kind = classify(packet)?;
+    let ssrc = ssrc(packet, kind)?;
+    Some(match kind {
+        PacketKind::Rtp => (ssrc, u16::from_be_bytes([packet[2], packet[3]]), false),
+        PacketKind::Rtcp => (ssrc, 0, true),
+    })
 }
 
 /// One more packet from a would-be latch `src`: true once the source has sent a consistent

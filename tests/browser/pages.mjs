@@ -38,7 +38,14 @@ export async function openPage(browser, base, name) {
 }
 
 export async function waitState(page, test, timeout = 20000) {
-  await page.waitForFunction(test, null, { timeout });
+  try {
+    await page.waitForFunction(test, null, { timeout });
+  } catch (e) {
+    // What the page said last ("Calling…", "Could not join: …"): the report then tells a
+    // call that never left the page from one the server refused.
+    const state = await page.evaluate(() => window.convoke.state).catch(() => "unknown");
+    throw new Error(`${e.message} (page state: ${state})`);
+  }
 }
 
 export const inConference = () => window.convoke.state === "In the conference.";

@@ -59,7 +59,7 @@ fn open_then_two_sipp_phones_exchange_rtp() {
             "-p",
             &port(),
             "-mp",
-            &port(),
+            &common::sipp_media_port(),
         ],
         LIMIT,
     );
@@ -148,7 +148,7 @@ fn refer_dials_out_to_a_registered_sipp_phone() {
             "-p",
             &port(),
             "-mp",
-            &port(),
+            &common::sipp_media_port(),
         ],
         LIMIT,
     );

@@ -70,6 +70,27 @@ pub fn free_sip_port() -> u16 {
     panic!("no free port")
 }
 
+/// A media base port for SIPp's `-mp`: SIPp binds it and the port two above (video), so both
+/// must be free, and above Linux's ephemeral ports (32768-60999), where neither the servers'
+/// media ranges (30000-59999) nor other sockets will take them meanwhile.
+pub fn sipp_media_port() -> String {
+    for _ in 0..200 {
+        let base = 61000 + (rand_u16() % 1000) * 4;
+        let free = |p: u16| UdpSocket::bind(("127.0.0.1", p)).is_ok();
+        if (base..base + 4).all(free) {
+            return base.to_string();
+        }
+    }
+    panic!("no free SIPp media ports above 61000")
+}
+
+fn rand_u16() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id()));
+    h.finish() as u16
+}
+
 pub fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -432,7 +453,7 @@ pub fn sipp_phone(
     conf: &str,
     pin: &str,
 ) -> SippRun {
-    let (sip_port, media_port) = (free_sip_port().to_string(), free_sip_port().to_string());
+    let (sip_port, media_port) = (free_sip_port().to_string(), sipp_media_port());
     let args = [
         "-s",
         user,
@@ -537,7 +558,7 @@ pub fn sipp_register(server: &Server, user: &str, port: &str) -> Sipp {
 pub fn sipp_invitee(server: &Server, user: &str) -> SippRun {
     let port = free_sip_port().to_string();
     sipp_register(server, user, &port).assert_ok("the invitee registers");
-    let media = free_sip_port().to_string();
+    let media = sipp_media_port();
     let run = spawn_sipp(
         server,
         "invitee_uas.xml",

@@ -381,6 +381,19 @@ impl Config {
         })
     }
 
+    /// The web page's address, for the browser links we hand out: HTTPS when it is served,
+    /// at the public address.
+    pub fn page_url(&self) -> String {
+        let (scheme, port) = match self.tls.as_ref().and_then(|t| t.https) {
+            Some(https) => ("https", https.port()),
+            None => ("http", self.http.port()),
+        };
+        match self.public_ip {
+            IpAddr::V6(ip) => format!("{scheme}://[{ip}]:{port}/"),
+            IpAddr::V4(ip) => format!("{scheme}://{ip}:{port}/"),
+        }
+    }
+
     /// The host part used in URIs we hand out (`sip:<id>@HOST`).
     pub fn host(&self) -> String {
         match self.public_ip {

@@ -1,9 +1,12 @@
-//! The `convoke` command: `serve` runs the server; `user` manages SIP accounts.
+//! The `convoke` command: `serve` runs the server; `user` manages SIP accounts in the data
+//! directory; `conference` and `status` operate a running server over its HTTP API.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use convoke::config::{Config, Settings};
 use std::path::PathBuf;
+
+mod operate;
 
 #[derive(Parser)]
 #[command(name = "convoke", version, about = "SIP and WebRTC conference server")]
@@ -25,6 +28,18 @@ enum Command {
     /// Internal: one conference's media worker process (started by `serve --isolation process`).
     #[command(hide = true)]
     MediaWorker,
+    /// Open, list, show, invite to and close conferences of a running server.
+    Conference {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: ConferenceCommand,
+    },
+    /// A running server's counts: calls, conferences, registrations, transactions.
+    Status {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Manage SIP accounts (stored as digest HA1 hashes).
     User {
         #[command(subcommand)]
@@ -56,6 +71,53 @@ enum UserCommand {
     List {
         #[arg(long, env = "CONVOKE_DATA", default_value = "convoke-data")]
         data: PathBuf,
+    },
+}
+
+/// Where the running server is and who is asking. The password comes from CONVOKE_PASSWORD or
+/// standard input (asked for on a terminal), never from the command line.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The server's HTTP address
+    #[arg(
+        long,
+        env = "CONVOKE_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    server: String,
+    /// The account to act as (an operator sees every conference)
+    #[arg(long, env = "CONVOKE_USER", default_value = "admin", global = true)]
+    user: String,
+    /// Print the API's JSON answer instead of text
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ConferenceCommand {
+    /// The open conferences (all of them for an operator, else the account's own).
+    List,
+    /// One conference: PIN, worker, participants.
+    Show { id: String },
+    /// Open a conference and print what to send to the people invited.
+    Open {
+        #[arg(long)]
+        name: Option<String>,
+        /// 4 to 12 digits [default: random]
+        #[arg(long)]
+        pin: Option<String>,
+        /// mix or forward
+        #[arg(long)]
+        audio: Option<String>,
+    },
+    /// Close a conference: everyone in it gets a BYE, later joins get 404.
+    Close { id: String },
+    /// Call users into a conference (names or SIP URIs of accounts); waits for every answer.
+    Invite {
+        id: String,
+        #[arg(required = true)]
+        users: Vec<String>,
     },
 }
 
@@ -110,7 +172,7 @@ fn main() -> anyhow::Result<()> {
                         .all(|a| convoke::sip::digest::Algorithm::parse(a.trim()).is_some());
                     anyhow::ensure!(valid, "--digest takes a comma list of MD5 and SHA-256");
                 }
-                let password = read_password(&name)?;
+                let password = read_password("CONVOKE_USER_PASSWORD", &name)?;
                 store
                     .put_user(&name, &realm, &password, digest.as_deref())
                     .await?;
@@ -121,6 +183,8 @@ fn main() -> anyhow::Result<()> {
                 let role = if is_operator { "operator" } else { "user" };
                 eprintln!("{role} {name} saved in {}", data.display());
             }
+            Command::Conference { api, command } => operate::conference(api, command).await?,
+            Command::Status { api } => operate::status(api).await?,
             Command::User {
                 command: UserCommand::List { data },
             } => {
@@ -134,10 +198,10 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// The password of `user add`: CONVOKE_USER_PASSWORD, else one line of standard input (asked
-/// for, without echo, when it is a terminal).
-fn read_password(name: &str) -> anyhow::Result<String> {
-    let password = match std::env::var("CONVOKE_USER_PASSWORD") {
+/// A password from the variable `env`, else one line of standard input (asked for, without
+/// echo, when it is a terminal).
+fn read_password(env: &str, name: &str) -> anyhow::Result<String> {
+    let password = match std::env::var(env) {
         Ok(p) => p,
         Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
             rpassword::prompt_password(format!("password for {name}: "))?

@@ -260,6 +260,23 @@ fn a_signed_in_page_opens_a_conference() {
     assert_eq!(result["shown"], id.as_str());
     let pin = result["conference"]["pin"].as_str().unwrap_or_default();
     assert!(pin.len() >= 4, "{result}");
+    // The invitation to copy: the conference's SIP URI, its PIN, and a link for browsers that
+    // opens the page with both filled in.
+    let invitation = result["invitation"].as_str().unwrap();
+    assert!(
+        invitation.contains(&format!("phones (SIP): sip:{id}@{}\n", server.sip)),
+        "{invitation}"
+    );
+    assert!(
+        invitation.contains(&format!("PIN:          {pin}\n")),
+        "{invitation}"
+    );
+    assert_eq!(
+        result["link"],
+        format!("http://{}/#conference={id}&pin={pin}", server.http)
+    );
+    assert_eq!(result["filled"]["id"], id.as_str(), "{result}");
+    assert_eq!(result["filled"]["pin"], pin, "{result}");
     let row = server.get(&format!("/api/v1/conferences/{id}"));
     script.finish();
     assert_eq!(row["name"], "Browser standup", "{row}");

@@ -84,13 +84,62 @@ function anonymousUser() {
   return `${name}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
+// The text a person sends to invite others: the SIP URI for phones, the PIN, and a link that
+// opens this page with both filled in (in the fragment, which never reaches a server or a log).
+function invitationText(id, pin, name, sipUri) {
+  const link = `${location.origin}${location.pathname}#conference=${encodeURIComponent(id)}&pin=${encodeURIComponent(pin)}`;
+  return `Join "${name || id}":\n`
+    + `  phones (SIP): ${sipUri || `sip:${id}@${location.hostname}`}\n`
+    + `  PIN:          ${pin}\n`
+    + `  browsers:     ${link}\n`;
+}
+
+function showInvitation(id, pin, name, sipUri) {
+  if (!pin) { $("share").classList.add("hidden"); return; }
+  $("invitation-text").value = invitationText(id, pin, name, sipUri);
+  $("copied").textContent = "";
+  $("share").classList.remove("hidden");
+}
+
+async function copyInvitation() {
+  const text = $("invitation-text").value;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (e) {
+    // No clipboard permission (or not a secure context): select it for the person to copy.
+    $("invitation-text").select();
+    document.execCommand("copy");
+  }
+  $("copied").textContent = "Copied.";
+}
+
+// The 200's Contact is the conference's URI (less the transport this page happens to use);
+// null when it has none, and the invitation falls back to this host.
+function conferenceUri(response) {
+  try {
+    const uri = response.parseHeader("contact").uri.clone();
+    uri.deleteParam("transport");
+    return uri.toString();
+  } catch (e) {
+    return null;
+  }
+}
+
+// A link from an invitation fills in the conference and PIN; joining stays the person's click.
+function fillFromLink() {
+  const fields = new URLSearchParams(location.hash.slice(1));
+  if (fields.get("conference")) $("conference-id").value = fields.get("conference");
+  if (fields.get("pin")) $("pin").value = fields.get("pin");
+}
+
 // `credential` is what lets this page read the roster: { pin } or an invitation's { token }.
-function showConference(id, credential, name) {
+function showConference(id, credential, name, sipUri) {
   const pin = credential.pin || "";
   window.convoke.conference = { id, pin, name };
   $("shown-id").textContent = id;
   $("shown-pin").textContent = pin || "(by invitation)";
   $("conference-title").textContent = name || id;
+  showInvitation(id, pin, name, sipUri);
   $("in-call").classList.remove("hidden");
   clearInterval(rosterTimer);
   rosterTimer = setInterval(() => refreshRoster(id, credential), 1000);
@@ -168,7 +217,8 @@ $("join").addEventListener("click", () => {
   const pin = $("pin").value.trim();
   if (!id || !pin) { status("Enter the conference ID and PIN."); return; }
   if (!account) startUa(anonymousUser());
-  call(`sip:${id}@${sipHost};pin=${pin}`, () => showConference(id, { pin }));
+  call(`sip:${id}@${sipHost};pin=${pin}`,
+    (response) => showConference(id, { pin }, undefined, conferenceUri(response)));
 });
 
 function signIn() {
@@ -180,6 +230,8 @@ function signIn() {
 }
 
 $("sign-in").addEventListener("click", signIn);
+$("copy-invitation").addEventListener("click", copyInvitation);
+fillFromLink();
 $("accept").addEventListener("click", () => incoming && answerInvitation());
 $("decline").addEventListener("click", () => {
   if (incoming) incoming.session.terminate({ status_code: 603, reason_phrase: "Decline" });
@@ -192,7 +244,7 @@ $("open").addEventListener("click", () => {
     const id = response.getHeader("X-Conference-ID");
     const pin = response.getHeader("X-Conference-PIN");
     const name = response.getHeader("X-Conference-Name");
-    if (id) showConference(id, { pin }, name);
+    if (id) showConference(id, { pin }, name, conferenceUri(response));
   }, subject ? [`Subject: ${subject}`] : []);
 });
 

@@ -1,4 +1,5 @@
-//! The HTTP API (`/api/v1`), authenticated with HTTP Basic against the SIP accounts.
+//! The HTTP API (`/api/v1`), authenticated with HTTP Basic against the SIP accounts. Its
+//! OpenAPI document is generated from the handlers below (`/api/v1/openapi.json`).
 
 use crate::app::{App, DialOutcome, DialTarget, HDR_PIN, HDR_TOKEN};
 use crate::auth::constant_time_eq;
@@ -13,14 +14,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use serde::Deserialize;
+use model::*;
 use serde_json::json;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod model;
+mod openapi;
 mod page;
 pub mod serve;
+
+pub use openapi::ApiDoc;
 
 pub fn router(app: Arc<App>) -> Router {
     let router = Router::new();
@@ -32,11 +37,15 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/v1/conferences",
             post(create_conference).get(list_conferences),
         )
-        .route("/api/v1/conferences/{id}", get(get_conference))
+        .route(
+            "/api/v1/conferences/{id}",
+            get(get_conference).delete(close_conference),
+        )
         .route("/api/v1/conferences/{id}/invitations", post(invite))
         .route("/api/v1/conferences/{id}/roster", get(roster_for_members))
         .route("/api/v1/status", get(status))
         .route("/api/v1/workers", get(workers))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics))
         .merge(page::router())
         .with_state(app)
@@ -50,6 +59,7 @@ enum ApiError {
     /// Too many failed credentials from this source: try again after this many seconds.
     Throttled(u64),
     BadRequest(String),
+    Conflict(String),
     Unavailable(String),
     Internal(String),
 }
@@ -75,18 +85,20 @@ impl IntoResponse for ApiError {
             }
             ApiError::Forbidden(why) => (StatusCode::FORBIDDEN, why.to_string()),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "no such conference".to_string()),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
         };
-        (status, Json(json!({ "error": msg }))).into_response()
+        (status, Json(ErrorBody { error: msg })).into_response()
     }
 }
 
 impl From<ConferenceError> for ApiError {
     fn from(e: ConferenceError) -> Self {
         match e {
-            ConferenceError::NotFound | ConferenceError::Closed => ApiError::NotFound,
+            ConferenceError::NotFound => ApiError::NotFound,
+            ConferenceError::Closed => ApiError::Conflict("the conference is closed".into()),
             ConferenceError::NoPorts => ApiError::Unavailable(e.to_string()),
             ConferenceError::BadName => ApiError::BadRequest(e.to_string()),
             ConferenceError::Quota => {
@@ -170,16 +182,17 @@ fn require(who: &Principal, role: Role, action: Action) -> Result<(), ApiError> 
     }
 }
 
-#[derive(Deserialize, Default)]
-struct CreateConference {
-    name: Option<String>,
-    pin: Option<String>,
-    /// `mix` or `forward`: how participants hear audio unless their join says otherwise.
-    audio: Option<String>,
-}
-
 /// Opens a conference. The body must be JSON (`{}` for all defaults): a cross-site form or a
 /// body-less POST cannot create one with the visitor's credentials.
+#[utoipa::path(post, path = "/api/v1/conferences", tag = "conferences",
+    request_body = CreateConference,
+    responses(
+        (status = 201, description = "Opened; what to hand to the people invited", body = Invitation),
+        (status = 400, description = "Bad name, PIN or audio mode", body = ErrorBody),
+        (status = 401, description = "No or wrong credentials", body = ErrorBody),
+        (status = 403, description = "The owner has too many live conferences", body = ErrorBody),
+    ),
+    security(("basic" = [])))]
 async fn create_conference(
     State(app): State<Arc<App>>,
     ConnectInfo(source): Source,
@@ -205,13 +218,22 @@ async fn create_conference(
         app.store.set_audio(&row.id, audio).await?;
     }
     tracing::info!(conference = %row.id, %owner, "conference opened over HTTP");
-    let uri = app.conference_uri(&row.id).to_string();
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"id": row.id, "uri": uri, "name": row.name, "pin": row.pin, "audio": audio.unwrap_or("mix")}),
-        ),
+        Json(Invitation {
+            uri: app.conference_uri(&row.id).to_string(),
+            join_link: join_link(&app, &row.id, &row.pin),
+            id: row.id,
+            name: row.name,
+            pin: row.pin,
+            audio: audio.unwrap_or("mix").into(),
+        }),
     ))
+}
+
+/// The page with conference `id` and its PIN filled in, from the fragment.
+fn join_link(app: &App, id: &str, pin: &str) -> String {
+    format!("{}#conference={id}&pin={pin}", app.config.page_url())
 }
 
 /// An authenticated account's standing towards conference `id`: 401 without credentials, and
@@ -240,40 +262,58 @@ async fn conference_row(app: &App, id: &str) -> Result<crate::store::ConferenceR
 }
 
 /// The open conferences an account may manage: its own, or every one for an operator.
+#[utoipa::path(get, path = "/api/v1/conferences", tag = "conferences",
+    responses(
+        (status = 200, body = ConferenceList),
+        (status = 401, description = "No or wrong credentials", body = ErrorBody),
+    ),
+    security(("basic" = [])))]
 async fn list_conferences(
     State(app): State<Arc<App>>,
     ConnectInfo(source): Source,
     headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<ConferenceList>, ApiError> {
     let who = principal_of(&app, &headers, source.ip()).await?;
     require(&who, who.server_role(), Action::Open)?;
     let owner = (!who.operator).then(|| who.name());
     let rows = app.store.open_conferences(owner).await?;
-    let list: Vec<_> = rows
-        .iter()
-        .map(|row| {
-            json!({
-                "id": row.id,
-                "uri": app.conference_uri(&row.id).to_string(),
-                "name": row.name,
-                "owner": row.owner,
-                "created_at": row.created_at,
-                "live": app.conferences.get(&row.id).is_some(),
-            })
+    let conferences = rows
+        .into_iter()
+        .map(|row| ConferenceSummary {
+            uri: app.conference_uri(&row.id).to_string(),
+            live: app.conferences.get(&row.id).is_some(),
+            id: row.id,
+            name: row.name,
+            owner: row.owner,
+            created_at: row.created_at,
         })
         .collect();
-    Ok(Json(json!({ "conferences": list })))
+    Ok(Json(ConferenceList { conferences }))
 }
 
 /// Who is in a conference, for its participants (the web page): the conference's PIN or an
 /// invitation token in a header (never in the URL, where logs and history keep it), or the
 /// credentials of an account allowed to see it.
+#[utoipa::path(get, path = "/api/v1/conferences/{id}/roster", tag = "conferences",
+    params(
+        ("id" = String, Path, description = "Conference ID"),
+        ("X-Conference-PIN" = Option<String>, Header, description = "The conference's PIN"),
+        ("X-Conference-Token" = Option<String>, Header, description = "An invitation's token"),
+    ),
+    responses(
+        (status = 200, body = Roster),
+        (status = 401, description = "Neither credentials nor a PIN", body = ErrorBody),
+        (status = 403, description = "Wrong PIN or invitation", body = ErrorBody),
+        (status = 404, description = "No such conference", body = ErrorBody),
+        (status = 429, description = "Too many wrong PINs from this source", body = ErrorBody),
+    ),
+    security((), ("basic" = [])))]
 async fn roster_for_members(
     State(app): State<Arc<App>>,
     ConnectInfo(source): Source,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<Roster>, ApiError> {
     let who = principal_of(&app, &headers, source.ip()).await?;
     let secret = |name: &str| {
         headers
@@ -311,96 +351,150 @@ async fn roster_for_members(
         Some(c) => c.roster().await,
         None => Vec::new(),
     };
-    let participants: Vec<_> = roster
-        .iter()
-        .map(|p| {
-            json!({
-                "id": p.id,
-                "name": p.display.clone().unwrap_or_else(|| p.user.clone()),
-                "talking": p.talking,
-                "browser": p.webrtc.is_some(),
-                // A PIN guest's name is only what it claims: the page marks it.
-                "guest": !p.verified,
-            })
+    let participants = roster
+        .into_iter()
+        .map(|p| RosterMember {
+            id: p.id,
+            name: p.display.unwrap_or(p.user),
+            talking: p.talking,
+            browser: p.webrtc.is_some(),
+            // A PIN guest's name is only what it claims: the page marks it.
+            guest: !p.verified,
         })
         .collect();
-    Ok(Json(
-        json!({"id": row.id, "name": row.name, "participants": participants}),
-    ))
+    Ok(Json(Roster {
+        id: row.id,
+        name: row.name,
+        participants,
+    }))
 }
 
 /// A conference as its owner (or an operator) sees it: PIN, media ports, worker and the full
 /// roster. A participant account sees its name and roster only.
+#[utoipa::path(get, path = "/api/v1/conferences/{id}", tag = "conferences",
+    params(("id" = String, Path, description = "Conference ID")),
+    responses(
+        (status = 200, body = ConferenceDetail),
+        (status = 401, description = "No or wrong credentials", body = ErrorBody),
+        (status = 404, description = "No such conference, or none this account may see", body = ErrorBody),
+    ),
+    security(("basic" = [])))]
 async fn get_conference(
     State(app): State<Arc<App>>,
     ConnectInfo(source): Source,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<ConferenceDetail>, ApiError> {
     let (_, row, role) = account_towards(&app, &headers, source.ip(), &id).await?;
     let live = app.conferences.get(&id);
-    if !authz::allows(role, Action::Manage) {
-        let roster = match &live {
-            Some(c) => c.roster().await,
-            None => Vec::new(),
-        };
-        return Ok(Json(json!({
-            "id": row.id,
-            "uri": app.conference_uri(&row.id).to_string(),
-            "name": row.name,
-            "state": row.state,
-            "participants": roster.iter().map(|p| json!({
-                "id": p.id,
-                "user": p.user,
-                "verified": p.verified,
-                "display": p.display,
-                "talking": p.talking,
-            })).collect::<Vec<_>>(),
-        })));
-    }
-    let (roster, port, worker) = match &live {
-        Some(c) => (
-            c.roster().await,
-            Some(c.worker.audio_port),
-            Some(json!({
-                "state": c.worker.status.state(),
-                "restarts": c.worker.status.restarts(),
-                "audio_port": c.worker.audio_port,
-                "video_port": c.worker.video_port,
-                "pid": c.worker.status.pid(),
-            })),
-        ),
-        None => (Vec::new(), None, None),
+    let roster = match &live {
+        Some(c) => c.roster().await,
+        None => Vec::new(),
     };
-    Ok(Json(json!({
-        "id": row.id,
-        "uri": app.conference_uri(&row.id).to_string(),
-        "name": row.name,
-        "pin": row.pin,
-        "owner": row.owner,
-        "created_at": row.created_at,
-        "state": row.state,
-        "audio": row.audio.as_deref().unwrap_or("mix"),
-        "media_port": port,
-        "worker": worker,
-        "participants": roster,
-    })))
+    let mut detail = ConferenceDetail {
+        uri: app.conference_uri(&row.id).to_string(),
+        id: row.id.clone(),
+        name: row.name.clone(),
+        state: row.state.clone(),
+        pin: None,
+        join_link: None,
+        owner: None,
+        created_at: None,
+        audio: None,
+        media_port: None,
+        worker: None,
+        participants: Vec::new(),
+    };
+    if !authz::allows(role, Action::Manage) {
+        detail.participants = roster
+            .iter()
+            .map(|p| {
+                json!({
+                    "id": p.id,
+                    "user": p.user,
+                    "verified": p.verified,
+                    "display": p.display,
+                    "talking": p.talking,
+                })
+            })
+            .collect();
+        return Ok(Json(detail));
+    }
+    detail.join_link = Some(join_link(&app, &row.id, &row.pin));
+    detail.pin = Some(row.pin);
+    detail.owner = Some(row.owner);
+    detail.created_at = Some(row.created_at);
+    detail.audio = Some(row.audio.unwrap_or_else(|| "mix".into()));
+    if let Some(c) = &live {
+        detail.media_port = Some(c.worker.audio_port);
+        detail.worker = Some(WorkerInfo {
+            state: c.worker.status.state(),
+            restarts: c.worker.status.restarts(),
+            audio_port: c.worker.audio_port,
+            video_port: c.worker.video_port,
+            pid: c.worker.status.pid(),
+        });
+    }
+    detail.participants = roster
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap_or_default())
+        .collect();
+    Ok(Json(detail))
 }
 
-#[derive(Deserialize)]
-struct Invitations {
-    users: Vec<String>,
+/// Closes a conference for good: everyone in it gets a BYE and later joins get 404. The
+/// owner or an operator may close it.
+#[utoipa::path(delete, path = "/api/v1/conferences/{id}", tag = "conferences",
+    params(("id" = String, Path, description = "Conference ID")),
+    responses(
+        (status = 200, description = "Closed", body = Closed),
+        (status = 401, description = "No or wrong credentials", body = ErrorBody),
+        (status = 403, description = "Not the owner or an operator", body = ErrorBody),
+        (status = 404, description = "No such conference, or none this account may see", body = ErrorBody),
+        (status = 409, description = "Already closed", body = ErrorBody),
+    ),
+    security(("basic" = [])))]
+async fn close_conference(
+    State(app): State<Arc<App>>,
+    ConnectInfo(source): Source,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Closed>, ApiError> {
+    let (who, row, role) = account_towards(&app, &headers, source.ip(), &id).await?;
+    require(&who, role, Action::Manage)?;
+    if row.state != "open" {
+        return Err(ConferenceError::Closed.into());
+    }
+    let calls_ended = app.close_conference(&row.id).await?;
+    tracing::info!(conference = %row.id, by = who.name(), calls_ended, "conference closed over HTTP");
+    Ok(Json(Closed {
+        id: row.id,
+        calls_ended,
+    }))
 }
 
 /// Dials every listed user into the conference and reports each outcome when all are known.
 /// The owner, an operator, or an account in the call may invite.
+#[utoipa::path(post, path = "/api/v1/conferences/{id}/invitations", tag = "conferences",
+    params(("id" = String, Path, description = "Conference ID")),
+    request_body = InvitationRequest,
+    responses(
+        (status = 200, description = "Every user's outcome", body = InvitationResults),
+        (status = 400, description = "Bad user list", body = ErrorBody),
+        (status = 401, description = "No or wrong credentials", body = ErrorBody),
+        (status = 403, description = "Not permitted to invite", body = ErrorBody),
+        (status = 404, description = "No such conference, or none this account may see", body = ErrorBody),
+        (status = 409, description = "The conference is closed", body = ErrorBody),
+        (status = 429, description = "Too many invitations this minute", body = ErrorBody),
+    ),
+    security(("basic" = [])))]
 async fn invite(
     State(app): State<Arc<App>>,
     ConnectInfo(source): Source,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(mut body): Json<Invitations>,
-) -> Result<impl IntoResponse, ApiError> {
+    Json(mut body): Json<InvitationRequest>,
+) -> Result<Json<InvitationResults>, ApiError> {
     let (who, _, role) = account_towards(&app, &headers, source.ip(), &id).await?;
     require(&who, role, Action::Invite)?;
     if body
@@ -434,30 +528,32 @@ async fn invite(
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| ApiError::BadRequest("users are names or SIP URIs of users".into()))?;
     let conf = app.live_conference(&id).await?;
-    let calls = targets.into_iter().map(|(u, target)| {
+    let calls = targets.into_iter().map(|(user, target)| {
         let app = app.clone();
         let conf = conf.clone();
-        async move {
-            let outcome = app.dial_out(&conf, &target).await;
-            match outcome {
-                DialOutcome::Joined(pid) => json!({"user": u, "status": 200, "participant": pid}),
-                DialOutcome::Failed(code) => json!({"user": u, "status": code}),
+        tokio::spawn(async move {
+            match app.dial_out(&conf, &target).await {
+                DialOutcome::Joined(pid) => InvitationResult {
+                    user,
+                    status: 200,
+                    participant: Some(pid),
+                },
+                DialOutcome::Failed(status) => InvitationResult {
+                    user,
+                    status,
+                    participant: None,
+                },
             }
-        }
+        })
     });
-    let results: Vec<serde_json::Value> = futures_join_all(calls).await;
-    Ok(Json(json!({ "conference": id, "results": results })))
-}
-
-async fn futures_join_all<F: std::future::Future<Output = serde_json::Value> + Send + 'static>(
-    futs: impl Iterator<Item = F>,
-) -> Vec<serde_json::Value> {
-    let handles: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        out.push(h.await.unwrap_or_else(|e| json!({"error": e.to_string()})));
+    let mut results = Vec::new();
+    for call in calls.collect::<Vec<_>>() {
+        results.push(call.await.map_err(|e| ApiError::Internal(e.to_string()))?);
     }
-    out
+    Ok(Json(InvitationResults {
+        conference: id,
+        results,
+    }))
 }
 
 /// Monitoring (`/metrics`, `/api/v1/status`): operators only, unless `--public-metrics` made
@@ -476,6 +572,13 @@ async fn require_monitoring(
 
 /// Prometheus text exposition: for operators, or for anyone with `--public-metrics` (for a
 /// scraper without credentials on a trusted network).
+#[utoipa::path(get, path = "/metrics", tag = "monitoring",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain"),
+        (status = 401, description = "No or wrong credentials", body = ErrorBody),
+        (status = 403, description = "Not an operator", body = ErrorBody),
+    ),
+    security(("basic" = [])))]
 async fn metrics(
     State(app): State<Arc<App>>,
     ConnectInfo(source): Source,
@@ -533,7 +636,14 @@ async fn crash(
     Ok(StatusCode::ACCEPTED)
 }
 
-/// The warm pool and every serving worker: state, ports, restarts.
+/// The warm pool and every serving worker: state, ports, restarts, packet counters.
+#[utoipa::path(get, path = "/api/v1/workers", tag = "monitoring",
+    responses(
+        (status = 200, description = "The warm pool and the serving workers", body = Object),
+        (status = 401, description = "No or wrong credentials", body = ErrorBody),
+        (status = 403, description = "Not an operator", body = ErrorBody),
+    ),
+    security(("basic" = [])))]
 async fn workers(
     State(app): State<Arc<App>>,
     ConnectInfo(source): Source,
@@ -580,11 +690,30 @@ async fn workers(
 }
 
 /// Server counters, for operators (or anyone with `--public-metrics`).
+#[utoipa::path(get, path = "/api/v1/status", tag = "monitoring",
+    responses(
+        (status = 200, body = Status),
+        (status = 401, description = "No or wrong credentials", body = ErrorBody),
+        (status = 403, description = "Not an operator", body = ErrorBody),
+    ),
+    security(("basic" = [])))]
 async fn status(
     State(app): State<Arc<App>>,
     ConnectInfo(source): Source,
     headers: HeaderMap,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<Status>, ApiError> {
     require_monitoring(&app, &headers, source.ip()).await?;
-    Ok(Json(app.status()))
+    let now = std::time::Instant::now();
+    Ok(Json(Status {
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_s: app.started.elapsed().as_secs(),
+        draining: app.draining.load(std::sync::atomic::Ordering::Relaxed),
+        transactions: app.core.transaction_count(),
+        dialogs: app.conferences.dialog_count(),
+        live_conferences: app.conferences.live_count(),
+        participants: app.conferences.participant_count(),
+        registrations: app.registrar.purge(now),
+        throttled: app.throttle.purge(now),
+        warm_workers: app.conferences.pool().warm_count(),
+    }))
 }

@@ -11,7 +11,7 @@ pub use dialout::{DialOutcome, DialTarget};
 
 use crate::auth::{Authenticator, Rejection};
 use crate::authz::Principal;
-use crate::conference::Conferences;
+use crate::conference::{ConferenceError, Conferences};
 use crate::config::Config;
 use crate::invitation::Invitations;
 use crate::metrics::Metrics;
@@ -71,6 +71,8 @@ pub struct App {
     pub invitation_rate: RateLimit,
     /// Set on SIGTERM: no new calls (503 + Retry-After), running ones get a while to end.
     pub draining: std::sync::atomic::AtomicBool,
+    /// When the server started (for the status API).
+    pub started: std::time::Instant,
     /// INVITE transactions answered 2xx, awaiting ACK: (conference, participant).
     pending_acks: DashMap<TxId, (String, u64)>,
 }
@@ -99,6 +101,7 @@ impl App {
             metrics,
             throttle: Throttle::new(ThrottleLimits::default()),
             pending_acks: DashMap::new(),
+            started: std::time::Instant::now(),
             draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -435,18 +438,23 @@ impl App {
         let _events = self.core.request(bye, dialog.peer);
     }
 
+    /// Ends a conference for good: BYE to everyone in it; later joins get 404. Returns how many
+    /// calls were ended.
+    pub async fn close_conference(&self, id: &str) -> Result<usize, ConferenceError> {
+        let gone = self.conferences.close(id).await?;
+        let calls = gone.len();
+        for p in gone {
+            self.send_bye(p.dialog, id);
+        }
+        Ok(calls)
+    }
+
     /// SIGTERM: refuse new calls, give the running ones `grace` to end, then say BYE to the
     /// rest. Returns when no call is left (or the BYEs have had a moment to go out).
     pub async fn drain(&self, grace: std::time::Duration) {
         self.draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let calls = || {
-            self.conferences
-                .live()
-                .iter()
-                .map(|c| c.participant_count())
-                .sum::<usize>()
-        };
+        let calls = || self.conferences.participant_count();
         tracing::info!(
             calls = calls(),
             grace_s = grace.as_secs(),
@@ -495,16 +503,5 @@ impl App {
                 in_call,
             },
         )
-    }
-
-    /// Counters for the status API and leak checks.
-    pub fn status(&self) -> serde_json::Value {
-        serde_json::json!({
-            "transactions": self.core.transaction_count(),
-            "dialogs": self.conferences.dialog_count(),
-            "live_conferences": self.conferences.live_count(),
-            "registrations": self.registrar.purge(std::time::Instant::now()),
-            "throttled": self.throttle.purge(std::time::Instant::now()),
-        })
     }
 }

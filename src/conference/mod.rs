@@ -368,18 +368,32 @@ impl Conferences {
     /// Takes a failed conference out of service: it leaves the live index, its row is marked
     /// failed, and its participants are returned (for the caller to say BYE).
     pub async fn fail(&self, id: &str) -> Vec<Participant> {
-        let Some((_, conf)) = self.live.remove(id) else {
-            return Vec::new();
-        };
-        let gone: Vec<Participant> = conf
-            .participants()
-            .into_iter()
-            .filter_map(|p| self.leave(&conf, p.id))
-            .collect();
+        let gone = self.take_out_of_service(id);
         if let Err(e) = self.store.set_state(id, "failed").await {
             tracing::error!(conference = id, error = %e, "could not mark the conference failed");
         }
         gone
+    }
+
+    /// Closes a conference for good (its owner or an operator ended it): the row is marked
+    /// closed first, so that no join can start its worker again, then it leaves service like
+    /// a failed one. Returns its participants, for the caller to say BYE.
+    pub async fn close(&self, id: &str) -> Result<Vec<Participant>, ConferenceError> {
+        self.store.set_state(id, "closed").await?;
+        tracing::info!(conference = id, "conference closed");
+        Ok(self.take_out_of_service(id))
+    }
+
+    /// Removes a conference from the live index (its worker and ports are released when the
+    /// last reference goes) and every participant from the dialog index.
+    fn take_out_of_service(&self, id: &str) -> Vec<Participant> {
+        let Some((_, conf)) = self.live.remove(id) else {
+            return Vec::new();
+        };
+        conf.participants()
+            .into_iter()
+            .filter_map(|p| self.leave(&conf, p.id))
+            .collect()
     }
 
     /// Releases the workers (and ports) of conferences that have been empty for `idle`; the
@@ -414,6 +428,11 @@ impl Conferences {
 
     pub fn live_count(&self) -> usize {
         self.live.len()
+    }
+
+    /// Participants in every live conference.
+    pub fn participant_count(&self) -> usize {
+        self.live.iter().map(|c| c.participant_count()).sum()
     }
 
     pub fn dialog_count(&self) -> usize {

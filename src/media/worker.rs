@@ -48,7 +48,9 @@ pub struct WorkerStats {
 }
 
 /// What a worker is doing, for the API and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkerState {
     Warm,

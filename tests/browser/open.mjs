@@ -1,6 +1,8 @@
 // A person signs in on the page and opens a conference from it (an INVITE to the focus's
 // factory URI, as a softphone opens one); the page shows the new conference's ID and PIN from
-// the 200's headers. Prints one JSON object with them, while the page is still in the call.
+// the 200's headers, and an invitation to copy (SIP URI, PIN, browser link). A second page
+// opened from that link comes up with the conference and PIN filled in. Prints one JSON
+// object with all of it, while the first page is still in the call.
 //
 // Usage: node open.mjs BASE_URL USER PASSWORD NAME
 import { launch, logs, openPage, waitState, inConference, sleep } from "./pages.mjs";
@@ -17,7 +19,15 @@ try {
   await waitState(ada.page, () => Boolean(window.convoke.conference));
   const conference = await ada.page.evaluate(() => window.convoke.conference);
   const shown = await ada.page.textContent("#shown-id");
-  console.log(JSON.stringify({ conference, shown }));
+  const invitation = await ada.page.inputValue("#invitation-text");
+  const link = invitation.match(/browsers:\s+(\S+)/)[1];
+  const friend = await browser.newPage();
+  await friend.goto(link);
+  const filled = {
+    id: await friend.inputValue("#conference-id"),
+    pin: await friend.inputValue("#pin"),
+  };
+  console.log(JSON.stringify({ conference, shown, invitation, link, filled }));
   // Stay until the test has looked at the roster (it closes our stdin).
   await new Promise((resolve) => process.stdin.on("close", resolve).resume());
   await ada.page.click("#leave");

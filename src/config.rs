@@ -97,6 +97,13 @@ pub struct Settings {
     /// UDP ports for conference media: ranges and ports, e.g. 20000-20999,30000-30099 [default: 20000-29999]
     #[arg(long, env = "CONVOKE_MEDIA_PORTS")]
     pub media_ports: Option<String>,
+    /// Receive buffer of each media socket in bytes: what the kernel holds while a worker is
+    /// held up (SO_RCVBUFFORCE when permitted, else capped at net.core.rmem_max) [default: 8388608]
+    #[arg(long, env = "CONVOKE_MEDIA_RECEIVE_BUFFER")]
+    pub media_receive_buffer: Option<usize>,
+    /// Send buffer of each media socket in bytes (a fan-out burst after a stall) [default: 2097152]
+    #[arg(long, env = "CONVOKE_MEDIA_SEND_BUFFER")]
+    pub media_send_buffer: Option<usize>,
     /// Seconds a released media port block waits before it is reused [default: 30]
     #[arg(long, env = "CONVOKE_PORT_QUARANTINE")]
     pub port_quarantine: Option<u64>,
@@ -205,6 +212,8 @@ impl Settings {
             http: self.http.or(other.http),
             media_ports: self.media_ports.or(other.media_ports),
             port_quarantine: self.port_quarantine.or(other.port_quarantine),
+            media_receive_buffer: self.media_receive_buffer.or(other.media_receive_buffer),
+            media_send_buffer: self.media_send_buffer.or(other.media_send_buffer),
             warm_workers: self.warm_workers.or(other.warm_workers),
             isolation: self.isolation.or(other.isolation),
             media_threads: self.media_threads.or(other.media_threads),
@@ -244,6 +253,7 @@ pub struct Config {
     pub media_ports: PortSpec,
     /// How long a released media port block waits before reuse.
     pub port_quarantine: Duration,
+    pub media_buffers: crate::media::socket::SocketBuffers,
     /// Unused workers kept ready (ports bound, tasks running).
     pub warm_workers: usize,
     pub isolation: crate::media::Isolation,
@@ -363,6 +373,10 @@ impl Config {
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid literal")),
             media_ports: s.media_ports.as_deref().unwrap_or("20000-29999").parse()?,
             port_quarantine: Duration::from_secs(s.port_quarantine.unwrap_or(30)),
+            media_buffers: crate::media::socket::SocketBuffers {
+                receive: s.media_receive_buffer.unwrap_or(8 << 20),
+                send: s.media_send_buffer.unwrap_or(2 << 20),
+            },
             warm_workers: s.warm_workers.unwrap_or(4),
             isolation: s.isolation.unwrap_or_default(),
             standard_media_port: Some(s.standard_media_port.unwrap_or(19000)).filter(|p| *p != 0),

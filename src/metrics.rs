@@ -1,47 +1,323 @@
-//! Counters in the Prometheus text format, served at `/metrics`. Plain atomics: counting costs
-//! one relaxed add and no lookup.
+//! What `/metrics` exposes, in the Prometheus text format (the Prometheus project's Rust
+//! client). Event counters are incremented where things happen (one relaxed atomic add);
+//! levels (transactions, calls, registrations) and each live conference's media counters are
+//! read when a scrape asks, from the services that own them ([`Scrape`]).
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::Ordering;
 
-macro_rules! counters {
-    ($( $field:ident : $help:literal ,)*) => {
-        #[derive(Debug, Default)]
-        pub struct Metrics {
-            $( pub $field: AtomicU64, )*
-        }
-
-        impl Metrics {
-            /// The counters, then the given gauges, in the text exposition format.
-            pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
-                let mut out = String::with_capacity(2048);
-                $(
-                    let _ = writeln!(out, "# HELP convoke_{}_total {}", stringify!($field), $help);
-                    let _ = writeln!(out, "# TYPE convoke_{}_total counter", stringify!($field));
-                    let _ = writeln!(out, "convoke_{}_total {}", stringify!($field), self.$field.load(Ordering::Relaxed));
-                )*
-                for (name, help, value) in gauges {
-                    let _ = writeln!(out, "# HELP convoke_{name} {help}");
-                    let _ = writeln!(out, "# TYPE convoke_{name} gauge");
-                    let _ = writeln!(out, "convoke_{name} {value}");
-                }
-                out
-            }
-        }
-    };
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: u16,
 }
 
-counters! {
-    sip_messages_received: "SIP messages read from any transport",
-    sip_malformed: "SIP messages that could not be parsed or lacked mandatory headers",
-    auth_failures: "digest authentications refused (wrong credentials, replay, unknown user)",
-    auth_throttled: "requests refused because their source or account is throttled",
-    pin_failures: "joins refused for a wrong or missing PIN",
-    pin_throttled: "joins refused because the conference's PIN or the source is throttled",
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConferenceLabel {
+    pub conference: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PacketLabels {
+    pub conference: String,
+    /// `in`, `out`, `dropped` (not a member's, or not RTP/RTCP) or `overflow` (dropped by the
+    /// kernel: the socket's receive buffer was full).
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndLabel {
+    /// `closed` (by its owner or an operator) or `failed` (its worker gave up).
+    pub how: &'static str,
+}
+
+/// One live conference's figures at a scrape (its worker's counters, summed over members).
+#[derive(Debug, Default, Clone)]
+pub struct ConferenceFigures {
+    pub id: String,
+    pub participants: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub dropped: u64,
+    pub overflow: u64,
+    pub mix_frames: u64,
+    pub mix_late: u64,
+    pub worker_restarts: u64,
+}
+
+/// The levels a scrape reads from the services.
+#[derive(Debug, Default)]
+pub struct Scrape {
+    pub transactions: usize,
+    pub dialogs: usize,
+    pub registrations: usize,
+    pub throttled: usize,
+    pub warm_workers: usize,
+    pub conferences: Vec<ConferenceFigures>,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub sip_messages_received: Counter,
+    pub sip_malformed: Counter,
+    pub auth_failures: Counter,
+    pub auth_throttled: Counter,
+    pub pin_failures: Counter,
+    pub pin_throttled: Counter,
+    /// Final answers to INVITEs that open or join a conference, by status.
+    pub joins: Family<StatusLabel, Counter>,
+    pub conferences_opened: Counter,
+    pub conferences_ended: Family<EndLabel, Counter>,
+    transactions: Gauge,
+    dialogs: Gauge,
+    registrations: Gauge,
+    throttled: Gauge,
+    warm_workers: Gauge,
+    live_conferences: Gauge,
+    participants: Family<ConferenceLabel, Gauge>,
+    media_packets: Family<PacketLabels, Counter>,
+    mixer_frames: Family<ConferenceLabel, Counter>,
+    mixer_late_frames: Family<ConferenceLabel, Counter>,
+    worker_restarts: Family<ConferenceLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Metrics {
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub fn new() -> Self {
+        let mut m = Self {
+            registry: Registry::with_prefix("convoke"),
+            sip_messages_received: Counter::default(),
+            sip_malformed: Counter::default(),
+            auth_failures: Counter::default(),
+            auth_throttled: Counter::default(),
+            pin_failures: Counter::default(),
+            pin_throttled: Counter::default(),
+            joins: Family::default(),
+            conferences_opened: Counter::default(),
+            conferences_ended: Family::default(),
+            transactions: Gauge::default(),
+            dialogs: Gauge::default(),
+            registrations: Gauge::default(),
+            throttled: Gauge::default(),
+            warm_workers: Gauge::default(),
+            live_conferences: Gauge::default(),
+            participants: Family::default(),
+            media_packets: Family::default(),
+            mixer_frames: Family::default(),
+            mixer_late_frames: Family::default(),
+            worker_restarts: Family::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "sip_messages_received",
+            "SIP messages read from any transport",
+            m.sip_messages_received.clone(),
+        );
+        r.register(
+            "sip_malformed",
+            "SIP messages that could not be parsed or lacked mandatory headers",
+            m.sip_malformed.clone(),
+        );
+        r.register(
+            "auth_failures",
+            "digest and HTTP authentications refused (wrong credentials, replay, unknown user)",
+            m.auth_failures.clone(),
+        );
+        r.register(
+            "auth_throttled",
+            "requests refused because their source or account is throttled",
+            m.auth_throttled.clone(),
+        );
+        r.register(
+            "pin_failures",
+            "joins refused for a wrong or missing PIN",
+            m.pin_failures.clone(),
+        );
+        r.register(
+            "pin_throttled",
+            "joins refused because the conference's PIN or the source is throttled",
+            m.pin_throttled.clone(),
+        );
+        r.register(
+            "joins",
+            "final answers to INVITEs that open or join a conference, by SIP status",
+            m.joins.clone(),
+        );
+        r.register(
+            "conferences_opened",
+            "conferences opened (API, page, phones)",
+            m.conferences_opened.clone(),
+        );
+        r.register(
+            "conferences_ended",
+            "conferences closed by their owner or an operator, or failed",
+            m.conferences_ended.clone(),
+        );
+        r.register(
+            "sip_transactions",
+            "live SIP transactions",
+            m.transactions.clone(),
+        );
+        r.register(
+            "dialogs",
+            "live dialogs with conference participants",
+            m.dialogs.clone(),
+        );
+        r.register(
+            "registrations",
+            "registered contacts",
+            m.registrations.clone(),
+        );
+        r.register(
+            "throttled_keys",
+            "source IPs, accounts and PINs currently blocked",
+            m.throttled.clone(),
+        );
+        r.register(
+            "warm_workers",
+            "conference workers ready in the pool",
+            m.warm_workers.clone(),
+        );
+        r.register(
+            "live_conferences",
+            "conferences with a running media worker",
+            m.live_conferences.clone(),
+        );
+        r.register(
+            "participants",
+            "calls in each live conference",
+            m.participants.clone(),
+        );
+        r.register(
+            "media_packets",
+            "datagrams on each live conference's ports: in, out, dropped (strangers, not \
+             RTP), overflow (the kernel dropped them: receive buffer full)",
+            m.media_packets.clone(),
+        );
+        r.register(
+            "mixer_frames",
+            "20 ms mixer steps of each live conference",
+            m.mixer_frames.clone(),
+        );
+        r.register(
+            "mixer_late_frames",
+            "mixer steps run more than a frame behind their schedule",
+            m.mixer_late_frames.clone(),
+        );
+        r.register(
+            "worker_restarts",
+            "restarts of each live conference's worker after a crash",
+            m.worker_restarts.clone(),
+        );
+        m
+    }
+
+    /// The text exposition after taking in a scrape's levels. A conference's series exist
+    /// while it is live; its counters are its worker's own (they restart with a new worker,
+    /// which Prometheus reads as a counter reset).
+    pub fn render(&self, scrape: &Scrape) -> String {
+        self.transactions.set(gauge(scrape.transactions as u64));
+        self.dialogs.set(gauge(scrape.dialogs as u64));
+        self.registrations.set(gauge(scrape.registrations as u64));
+        self.throttled.set(gauge(scrape.throttled as u64));
+        self.warm_workers.set(gauge(scrape.warm_workers as u64));
+        self.live_conferences
+            .set(gauge(scrape.conferences.len() as u64));
+        self.participants.clear();
+        self.media_packets.clear();
+        self.mixer_frames.clear();
+        self.mixer_late_frames.clear();
+        self.worker_restarts.clear();
+        for c in &scrape.conferences {
+            let label = ConferenceLabel {
+                conference: c.id.clone(),
+            };
+            self.participants
+                .get_or_create(&label)
+                .set(gauge(c.participants));
+            for (direction, value) in [
+                ("in", c.packets_in),
+                ("out", c.packets_out),
+                ("dropped", c.dropped),
+                ("overflow", c.overflow),
+            ] {
+                let labels = PacketLabels {
+                    conference: c.id.clone(),
+                    direction,
+                };
+                set_counter(&self.media_packets.get_or_create(&labels), value);
+            }
+            set_counter(&self.mixer_frames.get_or_create(&label), c.mix_frames);
+            set_counter(&self.mixer_late_frames.get_or_create(&label), c.mix_late);
+            set_counter(
+                &self.worker_restarts.get_or_create(&label),
+                c.worker_restarts,
+            );
+        }
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+fn gauge(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A counter whose value is kept elsewhere (a worker's own count) takes that value.
+fn set_counter(counter: &Counter, value: u64) {
+    counter.inner().store(value, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conference_has_series_while_live() {
+        let m = Metrics::new();
+        m.joins.get_or_create(&StatusLabel { status: 200 }).inc();
+        m.auth_failures.inc();
+        let mut scrape = Scrape {
+            transactions: 3,
+            conferences: vec![ConferenceFigures {
+                id: "abc".into(),
+                participants: 2,
+                packets_in: 10,
+                overflow: 4,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = m.render(&scrape);
+        assert!(
+            text.contains("convoke_joins_total{status=\"200\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("convoke_auth_failures_total 1"), "{text}");
+        assert!(text.contains("convoke_sip_transactions 3"), "{text}");
+        assert!(
+            text.contains("convoke_participants{conference=\"abc\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "convoke_media_packets_total{conference=\"abc\",direction=\"overflow\"} 4"
+            ),
+            "{text}"
+        );
+        scrape.conferences.clear();
+        let text = m.render(&scrape);
+        assert!(!text.contains("abc"), "an ended conference leaves: {text}");
+        assert!(text.contains("convoke_live_conferences 0"), "{text}");
     }
 }

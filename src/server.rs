@@ -60,6 +60,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         config.sip.ip(),
         &config.media_ports,
         config.port_quarantine,
+        config.media_buffers,
     ));
     // Media threads of their own, so that a media flood cannot delay signalling and a SIP
     // flood cannot delay media.
@@ -69,7 +70,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         Some(port) => {
             let addr = std::net::SocketAddr::new(config.sip.ip(), port);
             Some(
-                crate::media::StandardPort::start(addr, media.next())
+                crate::media::StandardPort::start(addr, media.next(), config.media_buffers)
                     .map_err(bind_err("the standard media port", addr))?,
             )
         }

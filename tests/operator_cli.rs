@@ -116,6 +116,14 @@ fn open_list_show_close_and_status() {
     let status = stdout(&convoke(&server, "admin", &["status"]));
     assert!(status.contains("conferences live: 0"), "{status}");
     assert_eq!(server.wait_no_dialogs()["dialogs"], 0);
+    // The join's log lines carry the conference and the call.
+    let log = server.log_text();
+    assert!(
+        log.lines().any(|l| l.contains(&format!("conference={id}"))
+            && l.contains("call_id=")
+            && l.contains("method=INVITE")),
+        "no log line with the conference and Call-ID:\n{log}"
+    );
 }
 
 #[test]

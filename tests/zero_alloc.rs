@@ -73,6 +73,10 @@ fn worker_with(
         "127.0.0.1".parse().unwrap(),
         &spec,
         Duration::ZERO,
+        convoke::media::socket::SocketBuffers {
+            receive: 1 << 20,
+            send: 1 << 20,
+        },
     ));
     let (failed, failures) = tokio::sync::mpsc::unbounded_channel();
     std::mem::forget(failures);

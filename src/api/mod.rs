@@ -5,7 +5,6 @@ use crate::app::{App, DialOutcome, DialTarget, HDR_PIN, HDR_TOKEN};
 use crate::auth::constant_time_eq;
 use crate::authz::{self, Action, Principal, Role};
 use crate::conference::ConferenceError;
-use crate::metrics::Metrics;
 use crate::sip::digest::Algorithm;
 use crate::throttle::{Target, Verdict};
 use axum::extract::{ConnectInfo, Path, State};
@@ -147,7 +146,7 @@ async fn principal_of(
     let target = Target::Account(&name);
     let now = std::time::Instant::now();
     if let Verdict::Blocked(wait) = app.throttle.check(source, target, now) {
-        Metrics::inc(&app.metrics.auth_throttled);
+        app.metrics.auth_throttled.inc();
         return Err(ApiError::Throttled(wait.as_secs() + 1));
     }
     let user = app.store.user(&name).await?;
@@ -161,7 +160,7 @@ async fn principal_of(
             Ok(Principal::account(&u.name, u.operator))
         }
         _ => {
-            Metrics::inc(&app.metrics.auth_failures);
+            app.metrics.auth_failures.inc();
             if app.throttle.failure(source, target, now) {
                 tracing::warn!(%source, "too many failed HTTP logins: blocked");
             }
@@ -213,7 +212,7 @@ async fn create_conference(
         Some(a @ ("mix" | "forward")) => Some(a),
         Some(_) => return Err(ApiError::BadRequest("audio must be mix or forward".into())),
     };
-    let row = app.conferences.open(&name, &pin, &owner).await?;
+    let row = app.open_conference(&name, &pin, &owner).await?;
     if audio.is_some() {
         app.store.set_audio(&row.id, audio).await?;
     }
@@ -328,7 +327,7 @@ async fn roster_for_members(
     let guessing = pin.is_some() || token.is_some();
     if guessing {
         if let Verdict::Blocked(wait) = app.throttle.check(source.ip(), target, now) {
-            Metrics::inc(&app.metrics.pin_throttled);
+            app.metrics.pin_throttled.inc();
             return Err(ApiError::Throttled(wait.as_secs() + 1));
         }
     }
@@ -341,7 +340,7 @@ async fn roster_for_members(
         })
         .is_some();
     if guessing && !pin_ok && !invited {
-        Metrics::inc(&app.metrics.pin_failures);
+        app.metrics.pin_failures.inc();
         app.throttle.failure(source.ip(), target, now);
         return Err(ApiError::Forbidden("wrong PIN or invitation"));
     }
@@ -426,6 +425,7 @@ async fn get_conference(
     detail.created_at = Some(row.created_at);
     detail.audio = Some(row.audio.unwrap_or_else(|| "mix".into()));
     if let Some(c) = &live {
+        let stats = worker_stats(c).await;
         detail.media_port = Some(c.worker.audio_port);
         detail.worker = Some(WorkerInfo {
             state: c.worker.status.state(),
@@ -433,6 +433,7 @@ async fn get_conference(
             audio_port: c.worker.audio_port,
             video_port: c.worker.video_port,
             pid: c.worker.status.pid(),
+            packets: stats.as_ref().map(MediaCounters::from),
         });
     }
     detail.participants = roster
@@ -586,37 +587,68 @@ async fn metrics(
 ) -> Result<impl IntoResponse, ApiError> {
     require_monitoring(&app, &headers, source.ip()).await?;
     let now = std::time::Instant::now();
-    let gauges = [
-        (
-            "sip_transactions",
-            "live SIP transactions",
-            app.core.transaction_count() as u64,
-        ),
-        (
-            "dialogs",
-            "live dialogs with conference participants",
-            app.conferences.dialog_count() as u64,
-        ),
-        (
-            "live_conferences",
-            "conferences with a running media worker",
-            app.conferences.live_count() as u64,
-        ),
-        (
-            "registrations",
-            "registered contacts",
-            app.registrar.purge(now) as u64,
-        ),
-        (
-            "throttled_keys",
-            "source IPs, accounts and PINs currently blocked",
-            app.throttle.purge(now) as u64,
-        ),
-    ];
+    let conferences = live_stats(&app)
+        .await
+        .into_iter()
+        .map(|(c, stats)| {
+            let mut figures = crate::metrics::ConferenceFigures {
+                id: c.row.id.clone(),
+                participants: c.participant_count() as u64,
+                worker_restarts: u64::from(c.worker.status.restarts()),
+                ..Default::default()
+            };
+            if let Some(s) = stats.as_ref().map(MediaCounters::from) {
+                figures.packets_in = s.received;
+                figures.packets_out = s.sent;
+                figures.dropped = s.dropped;
+                figures.overflow = s.overflow;
+                figures.mix_frames = s.mix_frames;
+                figures.mix_late = s.mix_late;
+            }
+            figures
+        })
+        .collect();
+    let scrape = crate::metrics::Scrape {
+        transactions: app.core.transaction_count(),
+        dialogs: app.conferences.dialog_count(),
+        registrations: app.registrar.purge(now),
+        throttled: app.throttle.purge(now),
+        warm_workers: app.conferences.pool().warm_count(),
+        conferences,
+    };
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(&gauges),
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(&scrape),
     ))
+}
+
+/// A conference worker's counters. They live in the worker's loop and are summed on request;
+/// a restarting worker that does not answer within 200 ms shows none.
+async fn worker_stats(
+    c: &crate::conference::LiveConference,
+) -> Option<crate::media::worker::WorkerStats> {
+    tokio::time::timeout(Duration::from_millis(200), c.worker.stats())
+        .await
+        .ok()
+        .and_then(Result::ok)
+}
+
+/// Every live conference with its worker's counters.
+async fn live_stats(
+    app: &App,
+) -> Vec<(
+    Arc<crate::conference::LiveConference>,
+    Option<crate::media::worker::WorkerStats>,
+)> {
+    let mut out = Vec::new();
+    for c in app.conferences.live() {
+        let stats = worker_stats(&c).await;
+        out.push((c, stats));
+    }
+    out
 }
 
 #[cfg(feature = "fault-injection")]
@@ -653,22 +685,8 @@ async fn workers(
     require(&who, who.server_role(), Action::Operate)?;
     let pool = app.conferences.pool();
     let mut serving = Vec::new();
-    for c in app.conferences.live() {
-        // Counters live in the worker's loop and are summed on request; a restarting worker
-        // that does not answer within 200 ms shows none.
-        let stats = tokio::time::timeout(Duration::from_millis(200), c.worker.stats())
-            .await
-            .ok()
-            .and_then(Result::ok);
-        let packets = stats.map(|s| {
-            json!({
-                "in": s.members.iter().map(|(_, m)| m.rx_packets).sum::<u64>(),
-                "out": s.members.iter().map(|(_, m)| m.tx_packets).sum::<u64>(),
-                "dropped": s.dropped,
-                "mix_frames": s.mix_frames,
-                "mix_late": s.mix_late,
-            })
-        });
+    for (c, stats) in live_stats(&app).await {
+        let packets = stats.as_ref().map(MediaCounters::from);
         serving.push(json!({
             "conference": c.row.id,
             "state": c.worker.status.state(),

@@ -62,6 +62,37 @@ pub struct WorkerInfo {
     pub video_port: u16,
     /// The worker process, with `--isolation process`
     pub pid: Option<u32>,
+    /// Its counters (none when a restarting worker did not answer in time)
+    pub packets: Option<MediaCounters>,
+}
+
+/// A worker's datagram counters, since its sockets were bound.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct MediaCounters {
+    #[serde(rename = "in")]
+    pub received: u64,
+    #[serde(rename = "out")]
+    pub sent: u64,
+    /// Not a member's, or not RTP/RTCP
+    pub dropped: u64,
+    /// Dropped by the kernel because a socket's receive buffer was full (SO_RXQ_OVFL)
+    pub overflow: u64,
+    /// 20 ms mixer steps, and those run more than a frame late
+    pub mix_frames: u64,
+    pub mix_late: u64,
+}
+
+impl From<&crate::media::worker::WorkerStats> for MediaCounters {
+    fn from(s: &crate::media::worker::WorkerStats) -> Self {
+        Self {
+            received: s.members.iter().map(|(_, m)| m.rx_packets).sum(),
+            sent: s.members.iter().map(|(_, m)| m.tx_packets).sum(),
+            dropped: s.dropped,
+            overflow: s.overflow,
+            mix_frames: s.mix_frames,
+            mix_late: s.mix_late,
+        }
+    }
 }
 
 /// A conference as its owner or an operator sees it. A participant account sees the fields

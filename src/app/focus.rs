@@ -8,7 +8,6 @@ use crate::conference::{AudioMode, ConferenceError, LiveConference, MediaRoute, 
 use crate::dialog::Dialog;
 use crate::ids::unix_now;
 use crate::media::webrtc::WebRtcSdp;
-use crate::metrics::Metrics;
 use crate::session_timer;
 use crate::sip::{HeaderName, Request, Response, SipHeaders};
 use crate::store::ConferenceRow;
@@ -69,7 +68,7 @@ impl App {
                 Ok(admitted) => admitted,
                 Err(reason) => {
                     tracing::info!(conference = %row.id, %peer, reason, "join refused");
-                    Metrics::inc(&self.metrics.pin_failures);
+                    self.metrics.pin_failures.inc();
                     self.fail(peer, Target::Conference(&row.id));
                     return self.reply(tx, req, 403, reason);
                 }
@@ -108,8 +107,9 @@ impl App {
         let pin = pin_of(req)
             .filter(|p| valid_pin(p))
             .unwrap_or_else(crate::ids::pin);
-        let row = self.conferences.open(&name, &pin, owner).await?;
-        tracing::info!(conference = %row.id, %owner, name = %row.name, "conference opened");
+        let row = self.open_conference(&name, &pin, owner).await?;
+        tracing::Span::current().record("conference", row.id.as_str());
+        tracing::info!(%owner, name = %row.name, "conference opened");
         Ok(row)
     }
 
@@ -133,7 +133,7 @@ impl App {
         if code == 503 {
             r.headers.push(HeaderName::RetryAfter, "5");
         }
-        self.core.respond(tx, r);
+        self.respond(tx, r);
     }
 
     async fn join(
@@ -263,7 +263,7 @@ impl App {
         }
         r.headers.push(HeaderName::ContentType, "application/sdp");
         r.body = Bytes::from(body.to_string());
-        self.core.respond(tx, r);
+        self.respond(tx, r);
         Ok(())
     }
 
@@ -411,7 +411,7 @@ impl App {
             r.headers.push(HeaderName::ContentType, "application/sdp");
             r.body = Bytes::from(answer.to_string());
         }
-        self.core.respond(tx, r);
+        self.respond(tx, r);
     }
 
     /// 422 Session Interval Too Small (RFC 4028 §8.1).
@@ -419,7 +419,7 @@ impl App {
         let mut r = self.response(req, 422, "Session Interval Too Small");
         r.headers
             .push(HeaderName::Other("Min-SE".into()), min_se.to_string());
-        self.core.respond(tx, r);
+        self.respond(tx, r);
     }
 
     /// Ends calls whose session timer ran out (BYE), and refreshes those we refresh (UPDATE).
@@ -539,7 +539,7 @@ impl App {
                     "Conference {} \"{}\" is open: {uri} PIN {}\r\n",
                     row.id, row.name, row.pin
                 ));
-                self.core.respond(tx, r);
+                self.respond(tx, r);
             }
             Err(e) => self.refuse_conference_error(tx, req, e),
         }

@@ -28,6 +28,7 @@ use dashmap::DashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Methods we implement, for Allow headers.
 pub const ALLOW: &str =
@@ -45,6 +46,19 @@ pub const HDR_TOKEN: &str = "X-Conference-Token";
 /// `mix` or `forward`: how a joiner hears the conference's audio.
 pub const HDR_AUDIO: &str = "X-Conference-Audio";
 const SERVER: &str = concat!("convoke/", env!("CARGO_PKG_VERSION"));
+
+/// Every log line about a request carries its method, Call-ID, source and conference (the
+/// Request-URI's user: a conference's ID, or `conference` for the factory until the new
+/// conference's ID is recorded).
+fn request_span(req: &Request, peer: Peer) -> tracing::Span {
+    tracing::info_span!(
+        "sip",
+        method = %req.method,
+        call_id = req.call_id().unwrap_or("-"),
+        source = %peer.addr,
+        conference = req.uri.user.as_deref().unwrap_or("-"),
+    )
+}
 
 /// A Via with a fresh branch, for a request from `host` to `peer`.
 pub(crate) fn via_header(host: &str, peer: Peer) -> String {
@@ -71,6 +85,8 @@ pub struct App {
     pub invitation_rate: RateLimit,
     /// Set on SIGTERM: no new calls (503 + Retry-After), running ones get a while to end.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Initial INVITEs not answered yet (their final answer is counted in the joins metric).
+    joining: DashMap<TxId, ()>,
     /// When the server started (for the status API).
     pub started: std::time::Instant,
     /// INVITE transactions answered 2xx, awaiting ACK: (conference, participant).
@@ -102,6 +118,7 @@ impl App {
             throttle: Throttle::new(ThrottleLimits::default()),
             pending_acks: DashMap::new(),
             started: std::time::Instant::now(),
+            joining: DashMap::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -114,6 +131,10 @@ impl App {
             tokio::spawn(async move {
                 while let Some(id) = failures.recv().await {
                     // The worker gave up: end every call cleanly rather than leave them silent.
+                    app.metrics
+                        .conferences_ended
+                        .get_or_create(&crate::metrics::EndLabel { how: "failed" })
+                        .inc();
                     for p in app.conferences.fail(&id).await {
                         app.send_bye(p.dialog, &id);
                     }
@@ -125,7 +146,10 @@ impl App {
             let app = self.clone();
             match ev {
                 AppEvent::Request { tx, request, peer } => {
-                    tokio::spawn(async move { app.handle_request(tx, request, peer).await });
+                    let span = request_span(&request, peer);
+                    tokio::spawn(
+                        async move { app.handle_request(tx, request, peer).await }.instrument(span),
+                    );
                 }
                 AppEvent::Ack { request, peer } => app.handle_ack(&request, peer),
                 AppEvent::Cancelled { tx } => app.handle_cancelled(tx),
@@ -135,6 +159,10 @@ impl App {
     }
 
     async fn handle_request(&self, tx: TxId, req: Request, peer: Peer) {
+        let in_dialog = req.header_to().is_some_and(|t| t.tag().is_some());
+        if req.method == Method::Invite && !in_dialog {
+            self.joining.insert(tx, ());
+        }
         if let Some(required) = req.header(&HeaderName::Require) {
             let unsupported: Vec<&str> = required
                 .split(',')
@@ -148,27 +176,26 @@ impl App {
                 let mut r = self.response(&req, 420, "Bad Extension");
                 r.headers
                     .push(HeaderName::Unsupported, unsupported.join(", "));
-                return self.core.respond(tx, r);
+                return self.respond(tx, r);
             }
         }
         if req.max_forwards() == Some(0) && req.method != Method::Options {
             return self.reply(tx, &req, 483, "Too Many Hops");
         }
-        let in_dialog = req.header_to().is_some_and(|t| t.tag().is_some());
         match (&req.method, in_dialog) {
             (Method::Register, _) => self.register(tx, &req, peer).await,
             (Method::Options, _) => {
                 let mut r = self.response(&req, 200, "OK");
                 r.headers.push(HeaderName::Allow, ALLOW);
                 r.headers.push(HeaderName::Accept, "application/sdp");
-                self.core.respond(tx, r);
+                self.respond(tx, r);
             }
             (Method::Invite | Method::Update, true) => self.reinvite(tx, &req, peer).await,
             (Method::Invite, false) if self.draining.load(std::sync::atomic::Ordering::Relaxed) => {
                 // Shutting down: another node (or this one, restarted) takes the call.
                 let mut r = self.response(&req, 503, "Service Unavailable (Shutting Down)");
                 r.headers.push(HeaderName::RetryAfter, "30");
-                self.core.respond(tx, r);
+                self.respond(tx, r);
             }
             (Method::Invite, false) => self.invite(tx, &req, peer).await,
             (Method::Bye, _) => self.bye(tx, &req),
@@ -187,12 +214,12 @@ impl App {
             (Method::Other(_), _) => {
                 let mut r = self.response(&req, 501, "Not Implemented");
                 r.headers.push(HeaderName::Allow, ALLOW);
-                self.core.respond(tx, r);
+                self.respond(tx, r);
             }
             _ => {
                 let mut r = self.response(&req, 405, "Method Not Allowed");
                 r.headers.push(HeaderName::Allow, ALLOW);
-                self.core.respond(tx, r);
+                self.respond(tx, r);
             }
         }
     }
@@ -209,7 +236,21 @@ impl App {
     }
 
     pub fn reply(&self, tx: TxId, req: &Request, status: u16, reason: &str) {
-        self.core.respond(tx, self.response(req, status, reason));
+        self.respond(tx, self.response(req, status, reason));
+    }
+
+    /// Sends a response in server transaction `tx`. The final answer to an INVITE that opens
+    /// or joins a conference is counted by status (`convoke_joins_total`).
+    pub fn respond(&self, tx: TxId, response: Response) {
+        if response.status >= 200 && self.joining.remove(&tx).is_some() {
+            self.metrics
+                .joins
+                .get_or_create(&crate::metrics::StatusLabel {
+                    status: response.status,
+                })
+                .inc();
+        }
+        self.core.respond(tx, response);
     }
 
     /// Authenticates a request by digest. Returns who it is, or `None` after answering it.
@@ -281,7 +322,7 @@ impl App {
                     call_id = req.call_id().unwrap_or_default(),
                     "authentication failed"
                 );
-                Metrics::inc(&self.metrics.auth_failures);
+                self.metrics.auth_failures.inc();
                 self.fail(peer, target);
                 self.reply(tx, req, 403, "Forbidden (Bad Credentials)");
                 None
@@ -291,7 +332,7 @@ impl App {
                 for c in self.auth.challenges(&order, r == Rejection::Stale, now) {
                     resp.headers.push(HeaderName::WwwAuthenticate, c);
                 }
-                self.core.respond(tx, resp);
+                self.respond(tx, resp);
                 None
             }
         }
@@ -304,18 +345,18 @@ impl App {
         req: &Request,
         peer: Peer,
         target: Target,
-        counter: &std::sync::atomic::AtomicU64,
+        counter: &prometheus_client::metrics::counter::Counter,
     ) -> bool {
         let now = std::time::Instant::now();
         let Verdict::Blocked(wait) = self.throttle.check(peer.addr.ip(), target, now) else {
             return false;
         };
-        Metrics::inc(counter);
+        counter.inc();
         tracing::warn!(source = %peer.addr.ip(), ?target, retry_after = wait.as_secs() + 1, "throttled");
         let mut r = self.response(req, 503, "Service Unavailable (Too Many Failures)");
         r.headers
             .push(HeaderName::RetryAfter, (wait.as_secs() + 1).to_string());
-        self.core.respond(tx, r);
+        self.respond(tx, r);
         true
     }
 
@@ -372,6 +413,13 @@ impl App {
     }
 
     fn handle_cancelled(&self, tx: TxId) {
+        if self.joining.remove(&tx).is_some() {
+            // The transaction layer answered 487 for us.
+            self.metrics
+                .joins
+                .get_or_create(&crate::metrics::StatusLabel { status: 487 })
+                .inc();
+        }
         if let Some((_, (conf, pid))) = self.pending_acks.remove(&tx) {
             if let Some(c) = self.conferences.get(&conf) {
                 self.conferences.leave(&c, pid);
@@ -438,10 +486,26 @@ impl App {
         let _events = self.core.request(bye, dialog.peer);
     }
 
+    /// Opens a conference (the API's and the focus's one way to do it).
+    pub async fn open_conference(
+        &self,
+        name: &str,
+        pin: &str,
+        owner: &str,
+    ) -> Result<crate::store::ConferenceRow, ConferenceError> {
+        let row = self.conferences.open(name, pin, owner).await?;
+        self.metrics.conferences_opened.inc();
+        Ok(row)
+    }
+
     /// Ends a conference for good: BYE to everyone in it; later joins get 404. Returns how many
     /// calls were ended.
     pub async fn close_conference(&self, id: &str) -> Result<usize, ConferenceError> {
         let gone = self.conferences.close(id).await?;
+        self.metrics
+            .conferences_ended
+            .get_or_create(&crate::metrics::EndLabel { how: "closed" })
+            .inc();
         let calls = gone.len();
         for p in gone {
             self.send_bye(p.dialog, id);

@@ -106,7 +106,7 @@ impl App {
             let mut r = Response::for_request(req, 202, "Accepted").with_to_tag(&local_tag);
             r.headers
                 .push(HeaderName::Contact, self.conference_contact(&id, peer));
-            self.core.respond(tx, r);
+            self.respond(tx, r);
             (conf, Subscription::Own(Box::new(dialog)))
         };
         tracing::info!(conference = %conf.row.id, user = %target.user, instance = ?target.instance, "REFER: dialling out");
@@ -132,7 +132,7 @@ impl App {
         }
         let mut r = self.response(req, 503, "Service Unavailable (Too Many Invitations)");
         r.headers.push(HeaderName::RetryAfter, "60");
-        self.core.respond(tx, r);
+        self.respond(tx, r);
         true
     }
 

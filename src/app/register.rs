@@ -52,7 +52,7 @@ impl App {
                 let mut r = self.response(req, 423, "Interval Too Brief");
                 r.headers
                     .push(HeaderName::MinExpires, MIN_EXPIRES.to_string());
-                return self.core.respond(tx, r);
+                return self.respond(tx, r);
             }
             updates.push(ContactUpdate {
                 contact: c.uri.clone(),
@@ -98,7 +98,7 @@ impl App {
             }
             r.headers.push(HeaderName::Contact, contact);
         }
-        self.core.respond(tx, r);
+        self.respond(tx, r);
     }
 }
 

@@ -17,13 +17,19 @@ pub const BUF: usize = 2048;
 /// Messages per send call (a full receive batch fanned out to eight members takes four calls).
 pub const SEND_BATCH: usize = 64;
 
+/// Control-message space per datagram, in u64 words (aligned as `cmsghdr` needs): room for
+/// the one `SO_RXQ_OVFL` message (a u32 after a 16-byte header) and a spare.
+const CONTROL_WORDS: usize = 8;
+
 /// Receive buffers and the headers `recvmmsg` fills.
 pub struct RecvBatch {
     bufs: Box<[[u8; BUF]]>,
     addrs: Box<[libc::sockaddr_storage]>,
     iovs: Box<[libc::iovec]>,
     hdrs: Box<[libc::mmsghdr]>,
+    controls: Box<[[u64; CONTROL_WORDS]]>,
     len: usize,
+    overflow: Option<u32>,
 }
 
 // SAFETY: the raw pointers inside the headers only ever point into the batch's own boxes and
@@ -44,7 +50,9 @@ impl RecvBatch {
             addrs: vec![unsafe { zeroed::<libc::sockaddr_storage>() }; BATCH].into_boxed_slice(),
             iovs: vec![unsafe { zeroed::<libc::iovec>() }; BATCH].into_boxed_slice(),
             hdrs: vec![unsafe { zeroed::<libc::mmsghdr>() }; BATCH].into_boxed_slice(),
+            controls: vec![[0u64; CONTROL_WORDS]; BATCH].into_boxed_slice(),
             len: 0,
+            overflow: None,
         }
     }
 
@@ -60,8 +68,8 @@ impl RecvBatch {
             h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
+            h.msg_control = self.controls[i].as_mut_ptr().cast();
+            h.msg_controllen = size_of::<[u64; CONTROL_WORDS]>();
             h.msg_flags = 0;
         }
         // SAFETY: every header points at live buffers of the sizes given.
@@ -79,7 +87,38 @@ impl RecvBatch {
             return Err(io::Error::last_os_error());
         }
         self.len = n as usize;
+        // The count is cumulative: the last datagram's is the newest.
+        self.overflow = self
+            .len
+            .checked_sub(1)
+            .and_then(|last| self.overflow_of(last));
         Ok(self.len)
+    }
+
+    /// How many datagrams the kernel has dropped on this socket because its receive buffer
+    /// was full, as the last receive reported it (`SO_RXQ_OVFL`, counted since the socket was
+    /// made; the kernel says nothing while it is zero or the option is off).
+    pub fn overflow(&self) -> Option<u32> {
+        self.overflow
+    }
+
+    fn overflow_of(&self, i: usize) -> Option<u32> {
+        let hdr = &self.hdrs[i].msg_hdr;
+        // SAFETY: the kernel filled `msg_controllen` bytes of this message's control buffer;
+        // the CMSG macros stay inside it, and the data is read unaligned.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SO_RXQ_OVFL
+                {
+                    return Some(std::ptr::read_unaligned(
+                        libc::CMSG_DATA(cmsg).cast::<u32>(),
+                    ));
+                }
+                cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
+            }
+        }
+        None
     }
 
     /// The `i`th datagram of the last receive and its source (`None` for an address family
@@ -291,5 +330,50 @@ mod tests {
             batch.recv(rx[2].as_raw_fd()).unwrap_err().kind(),
             io::ErrorKind::WouldBlock
         );
+    }
+
+    #[test]
+    fn the_kernel_reports_what_a_full_receive_buffer_dropped() {
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        // The smallest buffer the kernel allows, and the count turned on.
+        crate::media::socket::SocketBuffers {
+            receive: 1,
+            send: 64 * 1024,
+        }
+        .apply(&rx);
+        let to = rx.local_addr().unwrap();
+        let mut batch = RecvBatch::new();
+        assert_eq!(
+            batch.recv(rx.as_raw_fd()).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        assert_eq!(batch.overflow(), None);
+        for _ in 0..500 {
+            tx.send_to(&[0u8; 200], to).unwrap();
+        }
+        let mut received = 0;
+        while let Ok(n) = batch.recv(rx.as_raw_fd()) {
+            received += n;
+        }
+        // The count rides on datagrams queued after the drops: those in the full buffer
+        // came before.
+        // One at a time, each read before the next: a buffer this small takes only a few.
+        let mut overflow = None;
+        for _ in 0..5 {
+            tx.send_to(&[0u8; 200], to).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            while let Ok(n) = batch.recv(rx.as_raw_fd()) {
+                received += n;
+                overflow = batch.overflow().or(overflow);
+            }
+        }
+        let dropped = overflow.expect("the kernel reports its drops") as usize;
+        assert!(
+            received < 505 && dropped > 0,
+            "{received} received, {dropped} dropped"
+        );
+        assert_eq!(received + dropped, 505);
     }
 }

@@ -13,6 +13,7 @@ pub mod relay;
 pub mod roster;
 pub mod rtp;
 pub mod runtime;
+pub mod socket;
 pub mod stats;
 pub mod webrtc;
 pub mod worker;

@@ -3,6 +3,7 @@
 //! ranges. A released block is quarantined for a while before it is handed out again, so late
 //! packets of an ended conference never reach a new one.
 
+use super::socket::SocketBuffers;
 use crate::config::PortSpec;
 use rand::Rng;
 use std::collections::{HashMap, HashSet};
@@ -34,15 +35,17 @@ struct Usage {
 
 pub struct PortPool {
     ip: IpAddr,
+    buffers: SocketBuffers,
     bases: Vec<u16>,
     quarantine: Duration,
     usage: Mutex<Usage>,
 }
 
 impl PortPool {
-    pub fn new(ip: IpAddr, spec: &PortSpec, quarantine: Duration) -> Self {
+    pub fn new(ip: IpAddr, spec: &PortSpec, quarantine: Duration, buffers: SocketBuffers) -> Self {
         Self {
             ip,
+            buffers,
             bases: spec.block_bases(BLOCK),
             quarantine,
             usage: Mutex::new(Usage::default()),
@@ -94,6 +97,7 @@ impl PortPool {
         let bind = |p: u16| {
             let s = UdpSocket::bind(SocketAddr::new(self.ip, p)).ok()?;
             s.set_nonblocking(true).ok()?;
+            self.buffers.apply(&s);
             Some(s)
         };
         Some([
@@ -129,6 +133,10 @@ mod tests {
             "127.0.0.1".parse().unwrap(),
             &spec.parse().unwrap(),
             quarantine,
+            SocketBuffers {
+                receive: 256 * 1024,
+                send: 256 * 1024,
+            },
         )
     }
 

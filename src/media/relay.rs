@@ -38,9 +38,14 @@ pub struct StandardPort {
 
 impl StandardPort {
     /// Binds the port and starts its receive loop on `runtime` (a media thread).
-    pub fn start(addr: SocketAddr, runtime: &tokio::runtime::Handle) -> std::io::Result<Arc<Self>> {
+    pub fn start(
+        addr: SocketAddr,
+        runtime: &tokio::runtime::Handle,
+        buffers: super::socket::SocketBuffers,
+    ) -> std::io::Result<Arc<Self>> {
         let std_socket = std::net::UdpSocket::bind(addr)?;
         std_socket.set_nonblocking(true)?;
+        buffers.apply(&std_socket);
         let _enter = runtime.enter();
         let port = Arc::new(Self {
             socket: UdpSocket::from_std(std_socket)?,

@@ -45,6 +45,10 @@ pub struct WorkerStats {
     pub mix_frames: u64,
     #[serde(default)]
     pub mix_late: u64,
+    /// Datagrams the kernel dropped on the conference's sockets because a receive buffer was
+    /// full (`SO_RXQ_OVFL`, since the sockets were bound).
+    #[serde(default)]
+    pub overflow: u64,
 }
 
 /// What a worker is doing, for the API and logs.
@@ -383,6 +387,8 @@ pub(super) struct State {
     mix_frames: u64,
     mix_late: u64,
     dropped: u64,
+    /// Each socket's kernel overflow count, as its last receive reported it.
+    overflow: [u32; 4],
     /// Arrival times for jitter are measured from here.
     epoch: Instant,
     /// WebRTC members, and the earliest time one of their sessions wants a timeout.
@@ -456,6 +462,7 @@ pub(super) async fn run(
         shared,
         members: Vec::new(),
         dropped: 0,
+        overflow: [0; 4],
         epoch: Instant::now(),
         legs: 0,
         leg_deadline: None,
@@ -525,6 +532,9 @@ fn drain(state: &mut State, socks: &[UdpSocket; 4], fds: [RawFd; 4], buffers: &m
             let mut n = 0;
             let received = sock.try_io(Interest::READABLE, || {
                 n = batch.recv(fds[index])?;
+                if let Some(count) = batch.overflow() {
+                    state.overflow[index] = count;
+                }
                 if n < BATCH {
                     Err(std::io::ErrorKind::WouldBlock.into())
                 } else {
@@ -666,6 +676,7 @@ fn handle_control(state: &mut State, fds: [RawFd; 4], c: Control) {
                 dropped: state.dropped,
                 mix_frames: state.mix_frames,
                 mix_late: state.mix_late,
+                overflow: state.overflow.iter().map(|&c| u64::from(c)).sum(),
             });
         }
     }

@@ -168,11 +168,11 @@ impl Core {
 
     fn on_inbound(&mut self, m: Inbound) {
         let now = Instant::now();
-        Metrics::inc(&self.metrics.sip_messages_received);
+        self.metrics.sip_messages_received.inc();
         match parse_message(m.data) {
             Ok(Message::Request(mut req)) => {
                 if let Err(reason) = check_request(&req) {
-                    Metrics::inc(&self.metrics.sip_malformed);
+                    self.metrics.sip_malformed.inc();
                     tracing::debug!(peer = %m.peer, reason, "malformed request");
                     if req.method != Method::Ack && req.headers.get(&HeaderName::Via).is_some() {
                         self.transports
@@ -196,7 +196,7 @@ impl Core {
 
     /// Answers an unparseable request with 400 and the reason, when there is enough to answer.
     fn on_parse_error(&self, e: ParseError, peer: Peer) {
-        Metrics::inc(&self.metrics.sip_malformed);
+        self.metrics.sip_malformed.inc();
         tracing::debug!(%peer, error = %e, "unparseable message");
         let (true, Some(headers)) = (e.is_request, e.headers) else {
             return;

@@ -52,6 +52,7 @@ pub struct ConferenceFigures {
 #[derive(Debug, Default)]
 pub struct Scrape {
     pub transactions: usize,
+    pub retransmitted: u64,
     pub dialogs: usize,
     pub registrations: usize,
     pub throttled: usize,
@@ -70,8 +71,11 @@ pub struct Metrics {
     /// Final answers to INVITEs that open or join a conference, by status.
     pub joins: Family<StatusLabel, Counter>,
     pub conferences_opened: Counter,
+    /// New calls refused with 503 because requests were piling up.
+    pub shed: Counter,
     pub conferences_ended: Family<EndLabel, Counter>,
     transactions: Gauge,
+    retransmitted: Counter,
     dialogs: Gauge,
     registrations: Gauge,
     throttled: Gauge,
@@ -102,8 +106,10 @@ impl Metrics {
             pin_throttled: Counter::default(),
             joins: Family::default(),
             conferences_opened: Counter::default(),
+            shed: Counter::default(),
             conferences_ended: Family::default(),
             transactions: Gauge::default(),
+            retransmitted: Counter::default(),
             dialogs: Gauge::default(),
             registrations: Gauge::default(),
             throttled: Gauge::default(),
@@ -157,6 +163,11 @@ impl Metrics {
             m.conferences_opened.clone(),
         );
         r.register(
+            "calls_shed",
+            "new calls answered 503 + Retry-After because requests were piling up",
+            m.shed.clone(),
+        );
+        r.register(
             "conferences_ended",
             "conferences closed by their owner or an operator, or failed",
             m.conferences_ended.clone(),
@@ -165,6 +176,11 @@ impl Metrics {
             "sip_transactions",
             "live SIP transactions",
             m.transactions.clone(),
+        );
+        r.register(
+            "sip_retransmissions",
+            "requests and responses sent again by a transaction timer (no answer or ACK came)",
+            m.retransmitted.clone(),
         );
         r.register(
             "dialogs",
@@ -225,6 +241,7 @@ impl Metrics {
     /// which Prometheus reads as a counter reset).
     pub fn render(&self, scrape: &Scrape) -> String {
         self.transactions.set(gauge(scrape.transactions as u64));
+        set_counter(&self.retransmitted, scrape.retransmitted);
         self.dialogs.set(gauge(scrape.dialogs as u64));
         self.registrations.set(gauge(scrape.registrations as u64));
         self.throttled.set(gauge(scrape.throttled as u64));

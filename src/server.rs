@@ -35,6 +35,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             .await
             .map_err(bind_err("SIP/UDP", config.sip))?,
     );
+    crate::media::socket::SIP_SOCKET.apply(&*udp_socket);
     let tcp_listener = TcpListener::bind(config.sip)
         .await
         .map_err(bind_err("SIP/TCP", config.sip))?;

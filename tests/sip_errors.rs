@@ -26,7 +26,7 @@ fn malformed_requests_get_400_with_reason() {
         ("INVITE sip:x@h SIP/2.0\r\nVia: SIP/2.0/UDP {L};branch=z9hG4bK1\r\nTo: <sip:x@h>\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\n\r\n", "400 Missing From"),
         ("OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP {L};branch=z9hG4bK2\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:h>\r\nCall-ID: 2\r\nCSeq: x OPTIONS\r\n\r\n", "400 Malformed CSeq"),
         ("OPTIONS sip:h SIP/2.0\r\nVia: SIP/2.0/UDP {L};branch=z9hG4bK3\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:h>\r\nCall-ID: 3\r\nCSeq: 1 OPTIONS\r\nContent-Length: 500\r\n\r\nshort", "400 Content-Length Larger Than Message"),
-        ("OPTIONS http://h SIP/2.0\r\nVia: SIP/2.0/UDP {L};branch=z9hG4bK4\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:h>\r\nCall-ID: 4\r\nCSeq: 1 OPTIONS\r\n\r\n", "400 Malformed Request-URI"),
+        ("OPTIONS http://h SIP/2.0\r\nVia: SIP/2.0/UDP {L};branch=z9hG4bK4\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:h>\r\nCall-ID: 4\r\nCSeq: 1 OPTIONS\r\n\r\n", "416 Unsupported URI Scheme"),
         ("FROB sip:h SIP/2.0\r\nVia: SIP/2.0/UDP {L};branch=z9hG4bK5\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:h>\r\nCall-ID: 5\r\nCSeq: 1 FROB\r\n\r\n", "501 Not Implemented"),
         (
             "PUBLISH sip:h SIP/2.0\r\nVia: SIP/2.0/UDP {L};branch=z9hG4bK10\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:h>\r\nCall-ID: 10\r\nCSeq: 1 PUBLISH\r\n\r\n",

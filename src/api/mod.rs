@@ -610,6 +610,7 @@ async fn metrics(
         .collect();
     let scrape = crate::metrics::Scrape {
         transactions: app.core.transaction_count(),
+        retransmitted: app.core.retransmitted(),
         dialogs: app.conferences.dialog_count(),
         registrations: app.registrar.purge(now),
         throttled: app.throttle.purge(now),

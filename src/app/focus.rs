@@ -56,7 +56,12 @@ impl App {
             ) {
                 return;
             }
-            match self.store.conference(&target).await {
+            // A live conference's row is in memory: a join to it costs no database read.
+            let stored = match self.conferences.get(&target) {
+                Some(live) => Ok(Some(live.row.clone())),
+                None => self.store.conference(&target).await,
+            };
+            match stored {
                 Ok(Some(row)) => (row, None),
                 Ok(None) => return self.reply(tx, req, 404, "Conference Not Found"),
                 Err(e) => return self.refuse_conference_error(tx, req, e.into()),

@@ -47,6 +47,27 @@ pub const HDR_TOKEN: &str = "X-Conference-Token";
 pub const HDR_AUDIO: &str = "X-Conference-Audio";
 const SERVER: &str = concat!("convoke/", env!("CARGO_PKG_VERSION"));
 
+/// Requests in handling at once beyond which new calls are shed with 503. A join is answered
+/// in well under a millisecond: thousands waiting means something is stuck, and more would
+/// only wait longer.
+const MAX_IN_FLIGHT: usize = 2000;
+
+/// Counts a request in handling until it is dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Every log line about a request carries its method, Call-ID, source and conference (the
 /// Request-URI's user: a conference's ID, or `conference` for the factory until the new
 /// conference's ID is recorded).
@@ -85,6 +106,8 @@ pub struct App {
     pub invitation_rate: RateLimit,
     /// Set on SIGTERM: no new calls (503 + Retry-After), running ones get a while to end.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Requests being handled now (see [`App::shed`]).
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Initial INVITEs not answered yet (their final answer is counted in the joins metric).
     joining: DashMap<TxId, ()>,
     /// When the server started (for the status API).
@@ -119,6 +142,7 @@ impl App {
             pending_acks: DashMap::new(),
             started: std::time::Instant::now(),
             joining: DashMap::new(),
+            in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -146,9 +170,17 @@ impl App {
             let app = self.clone();
             match ev {
                 AppEvent::Request { tx, request, peer } => {
+                    if app.shed(tx, &request) {
+                        continue;
+                    }
                     let span = request_span(&request, peer);
+                    let in_flight = InFlight::enter(&app.in_flight);
                     tokio::spawn(
-                        async move { app.handle_request(tx, request, peer).await }.instrument(span),
+                        async move {
+                            let _in_flight = in_flight;
+                            app.handle_request(tx, request, peer).await
+                        }
+                        .instrument(span),
                     );
                 }
                 AppEvent::Ack { request, peer } => app.handle_ack(&request, peer),
@@ -177,6 +209,11 @@ impl App {
                 r.headers
                     .push(HeaderName::Unsupported, unsupported.join(", "));
                 return self.respond(tx, r);
+            }
+        }
+        if matches!(req.method, Method::Invite | Method::Update) {
+            if let Some(refusal) = self.refuse_media_types(&req) {
+                return self.respond(tx, refusal);
             }
         }
         if req.max_forwards() == Some(0) && req.method != Method::Options {
@@ -237,6 +274,52 @@ impl App {
 
     pub fn reply(&self, tx: TxId, req: &Request, status: u16, reason: &str) {
         self.respond(tx, self.response(req, status, reason));
+    }
+
+    /// Sheds a new call when requests are piling up faster than they are answered (a stalled
+    /// database, a saturated core): 503 with Retry-After at once, which a caller takes as
+    /// "come back later", instead of letting every call time out. Requests inside calls and
+    /// all other methods go on.
+    fn shed(&self, tx: TxId, req: &Request) -> bool {
+        let new_call =
+            req.method == Method::Invite && req.header_to().is_none_or(|t| t.tag().is_none());
+        if !new_call || self.in_flight.load(std::sync::atomic::Ordering::Relaxed) < MAX_IN_FLIGHT {
+            return false;
+        }
+        self.metrics.shed.inc();
+        self.joining.insert(tx, ());
+        let mut r = self.response(req, 503, "Service Unavailable (Overloaded)");
+        r.headers.push(HeaderName::RetryAfter, "5");
+        self.respond(tx, r);
+        true
+    }
+
+    /// Session descriptions are SDP both ways: a body of another type gets 415 (RFC 3261
+    /// §21.4.13), and an Accept that rules SDP out, so that no answer could be sent, 406
+    /// (RFC 4475 §3.3.6, §3.3.15).
+    fn refuse_media_types(&self, req: &Request) -> Option<Response> {
+        let is_sdp = |t: &str| {
+            let t = t.split(';').next().unwrap_or("").trim();
+            ["application/sdp", "application/*", "*/*"]
+                .iter()
+                .any(|ok| t.eq_ignore_ascii_case(ok))
+        };
+        let content_type = req.header(&HeaderName::ContentType);
+        if !req.body.is_empty() && !content_type.is_some_and(|t| is_sdp(t) && !t.contains('*')) {
+            let mut r = self.response(req, 415, "Unsupported Media Type");
+            r.headers.push(HeaderName::Accept, "application/sdp");
+            return Some(r);
+        }
+        let accept = req.headers.get_all(&HeaderName::Accept).collect::<Vec<_>>();
+        if !accept.is_empty()
+            && !accept
+                .iter()
+                .flat_map(|a| a.split(','))
+                .any(|t| t.trim().is_empty() || is_sdp(t))
+        {
+            return Some(self.response(req, 406, "Not Acceptable"));
+        }
+        None
     }
 
     /// Sends a response in server transaction `tx`. The final answer to an INVITE that opens

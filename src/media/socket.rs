@@ -6,9 +6,15 @@
 //! core) loses packets. The buffer is only memory the kernel may use while packets wait, so a
 //! generous size costs nothing while the worker keeps up.
 
-use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The SIP UDP socket's: a burst of joins must wait in the kernel, not be dropped there, while
+/// the core catches up (a retransmission would only come 500 ms later).
+pub const SIP_SOCKET: SocketBuffers = SocketBuffers {
+    receive: 8 << 20,
+    send: 4 << 20,
+};
 
 /// Wanted sizes in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +30,7 @@ impl SocketBuffers {
     /// Sets both buffers on `socket` and turns on the overflow count. Where the size is above
     /// the kernel's limit (net.core.rmem_max/wmem_max), the privileged `*BUFFORCE` options are
     /// tried (root or CAP_NET_ADMIN); without them the kernel's cap stays, with one warning.
-    pub fn apply(&self, socket: &UdpSocket) {
+    pub fn apply(&self, socket: &impl AsFd) {
         let sock = socket2::SockRef::from(socket);
         let receive = sock.set_recv_buffer_size(self.receive).is_ok()
             && sock.recv_buffer_size().is_ok_and(|got| got >= self.receive)
@@ -51,15 +57,15 @@ impl SocketBuffers {
 
 /// `SO_RCVBUFFORCE`/`SO_SNDBUFFORCE`: true if the kernel took the size. The kernel doubles
 /// the value it is given (for its bookkeeping), as for the plain options.
-fn force(socket: &UdpSocket, option: libc::c_int, size: usize) -> bool {
+fn force(socket: &impl AsFd, option: libc::c_int, size: usize) -> bool {
     set_int(socket, option, i32::try_from(size).unwrap_or(i32::MAX)).is_ok()
 }
 
-fn set_int(socket: &UdpSocket, option: libc::c_int, value: i32) -> std::io::Result<()> {
+fn set_int(socket: &impl AsFd, option: libc::c_int, value: i32) -> std::io::Result<()> {
     // SAFETY: a valid socket and a pointer to an int of the size given.
     let rc = unsafe {
         libc::setsockopt(
-            socket.as_raw_fd(),
+            socket.as_fd().as_raw_fd(),
             libc::SOL_SOCKET,
             option,
             (&value as *const i32).cast(),
@@ -76,6 +82,8 @@ fn set_int(socket: &UdpSocket, option: libc::c_int, value: i32) -> std::io::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::net::UdpSocket;
 
     #[test]
     fn buffers_are_at_least_what_was_asked_when_the_kernel_allows() {

@@ -24,12 +24,15 @@ pub enum FramingError {
 #[derive(Debug, Default)]
 pub struct Framer {
     buf: BytesMut,
+    /// A message whose length cannot be known was handed out: the stream is lost.
+    failed: bool,
 }
 
 impl Framer {
     pub fn new() -> Self {
         Self {
             buf: BytesMut::with_capacity(4096),
+            failed: false,
         }
     }
 
@@ -40,6 +43,9 @@ impl Framer {
     /// The next complete frame, `Ok(None)` if more bytes are needed. After an error the stream
     /// cannot be resynchronised and should be closed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FramingError> {
+        if self.failed {
+            return Err(FramingError::ContentLength);
+        }
         if self.buf.starts_with(b"\r\n\r\n") {
             let _ = self.buf.split_to(4);
             return Ok(Some(Frame::Ping));
@@ -61,7 +67,15 @@ impl Framer {
             }
             return Ok(None);
         };
-        let length = content_length(&self.buf[..head_end])?;
+        let length = match content_length(&self.buf[..head_end]) {
+            Ok(length) => length,
+            Err(_) => {
+                // The header block alone, once, so that the request can be answered 400
+                // before the stream is closed.
+                self.failed = true;
+                return Ok(Some(Frame::Message(self.buf.split_to(body_start).freeze())));
+            }
+        };
         let total = body_start + length;
         if total > MAX_MESSAGE_SIZE {
             return Err(FramingError::TooLarge);
@@ -73,8 +87,10 @@ impl Framer {
     }
 }
 
-/// Reads Content-Length (or compact `l`) from a header block; absent means 0.
+/// Reads Content-Length (or compact `l`) from a header block; absent means 0. A malformed
+/// value or two of them (RFC 4475 §3.3.9) leave the message's end unknown.
 fn content_length(head: &[u8]) -> Result<usize, FramingError> {
+    let mut found = None;
     for line in head.split(|b| *b == b'\n') {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
@@ -82,11 +98,14 @@ fn content_length(head: &[u8]) -> Result<usize, FramingError> {
         let name = String::from_utf8_lossy(&line[..colon]);
         let name = name.trim();
         if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
+            if found.is_some() {
+                return Err(FramingError::ContentLength);
+            }
             let v = String::from_utf8_lossy(&line[colon + 1..]);
-            return v.trim().parse().map_err(|_| FramingError::ContentLength);
+            found = Some(v.trim().parse().map_err(|_| FramingError::ContentLength)?);
         }
     }
-    Ok(0)
+    Ok(found.unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `name-addr` / `addr-spec` header values: From, To, Contact, Refer-To, Route, Record-Route.
 
-use super::text::{param, parse_params, split_outside_quotes, write_params};
+use super::text::{is_token_char, param, parse_header_params, write_params};
 use super::uri::{SipUri, UriError};
 use std::fmt;
 
@@ -21,31 +21,42 @@ impl NameAddr {
         }
     }
 
+    /// A name-addr (`"Display" <URI>;params`) or an addr-spec (`URI;params`). Strict where
+    /// RFC 4475 asks for a 400: the display name is a quoted string or tokens (§3.1.2.15), no
+    /// space inside `<>` (§3.1.2.14), no empty parameter (§3.1.2.1), and an addr-spec has no
+    /// `?` headers, which only `<>` can carry (§3.1.2.13).
     pub fn parse(input: &str) -> Result<Self, UriError> {
         let input = input.trim();
         if let Some(lt) = find_unquoted(input, '<') {
-            let display = input[..lt].trim();
-            let display = display.trim_matches('"').trim();
+            let display = display_name(input[..lt].trim()).ok_or(UriError::BadChar)?;
             let rest = &input[lt + 1..];
             let gt = rest.find('>').ok_or(UriError::BadChar)?;
-            let uri = SipUri::parse(&rest[..gt])?;
+            let inner = &rest[..gt];
+            if inner.trim() != inner {
+                return Err(UriError::BadChar);
+            }
+            let uri = SipUri::parse(inner)?;
             let after = rest[gt + 1..].trim();
             let params = match after.strip_prefix(';') {
-                Some(p) => parse_params(p),
+                Some(p) => parse_header_params(p).ok_or(UriError::BadChar)?,
                 None if after.is_empty() => Vec::new(),
                 None => return Err(UriError::BadChar),
             };
             Ok(Self {
-                display: (!display.is_empty()).then(|| display.to_string()),
+                display,
                 uri,
                 params,
             })
         } else {
             // addr-spec: parameters after the URI are header parameters (RFC 3261 §20.10).
-            let mut parts = split_outside_quotes(input, ';').into_iter();
-            let uri = SipUri::parse(parts.next().unwrap_or_default())?;
-            let rest: Vec<&str> = parts.collect();
-            let params = parse_params(&rest.join(";"));
+            let (uri, params) = match input.split_once(';') {
+                Some((u, p)) => (u, parse_header_params(p).ok_or(UriError::BadChar)?),
+                None => (input, Vec::new()),
+            };
+            let uri = SipUri::parse(uri)?;
+            if uri.headers.is_some() {
+                return Err(UriError::BadChar);
+            }
             Ok(Self {
                 display: None,
                 uri,
@@ -88,6 +99,26 @@ impl fmt::Display for NameAddr {
         write_params(&mut s, &self.params);
         f.write_str(&s)
     }
+}
+
+/// The display name before `<`: a quoted string (unquoted, escapes kept) or LWS-separated
+/// tokens; None when it is neither.
+fn display_name(raw: &str) -> Option<Option<String>> {
+    if raw.is_empty() {
+        return Some(None);
+    }
+    if let Some(inner) = raw.strip_prefix('"') {
+        let inner = inner.strip_suffix('"')?;
+        // The closing quote must not be escaped.
+        let trailing_backslashes = inner.chars().rev().take_while(|c| *c == '\\').count();
+        if !trailing_backslashes.is_multiple_of(2) {
+            return None;
+        }
+        return Some(Some(inner.trim().to_string()).filter(|d| !d.is_empty()));
+    }
+    raw.chars()
+        .all(|c| is_token_char(c) || c == ' ' || c == '\t')
+        .then(|| Some(raw.to_string()))
 }
 
 fn find_unquoted(s: &str, needle: char) -> Option<usize> {

@@ -8,7 +8,7 @@ use super::message::{CSeq, Message, Request, Response, SipHeaders};
 use super::method::Method;
 use super::name_addr::NameAddr;
 use super::text::BytesStr;
-use super::uri::SipUri;
+use super::uri::{SipUri, UriError};
 use super::via::Via;
 use bytes::{Bytes, BytesMut};
 
@@ -28,6 +28,9 @@ pub enum ParseErrorKind {
     Version,
     #[error("Malformed Request-URI")]
     RequestUri,
+    /// A well-formed URI of a scheme other than sip/sips: answered 416.
+    #[error("Unsupported URI Scheme")]
+    UriScheme,
     #[error("Malformed Status Code")]
     Status,
     #[error("Malformed Header Line")]
@@ -36,6 +39,8 @@ pub enum ParseErrorKind {
     NotUtf8,
     #[error("Malformed Content-Length")]
     ContentLength,
+    #[error("Conflicting Content-Length")]
+    ConflictingLength,
     #[error("Content-Length Larger Than Message")]
     Truncated,
     #[error("Message Too Large")]
@@ -98,6 +103,10 @@ pub fn parse_message(buf: Bytes) -> Result<Message, ParseError> {
         return Err(fail(ParseErrorKind::TooLarge));
     }
     let rest = buf.slice(body_start..);
+    // Two Content-Lengths leave the body's end unknown (RFC 4475 §3.3.9).
+    if headers.get_all(&HeaderName::ContentLength).nth(1).is_some() {
+        return Err(fail(ParseErrorKind::ConflictingLength));
+    }
     let body = match headers.get(&HeaderName::ContentLength) {
         Some(v) => {
             let n: usize = v
@@ -122,10 +131,26 @@ pub fn parse_message(buf: Bytes) -> Result<Message, ParseError> {
         if m.is_empty() || !m.chars().all(super::text::is_token_char) {
             return Err(fail(ParseErrorKind::StartLine));
         }
-        if v.trim() != "SIP/2.0" {
-            return Err(fail(ParseErrorKind::Version));
+        // Exactly `SIP/2.0`: another version is 505, anything else (a trailing space
+        // included, RFC 4475 §3.1.2.10) a malformed line.
+        if v != "SIP/2.0" {
+            return Err(fail(if is_sip_version(v) {
+                ParseErrorKind::Version
+            } else {
+                ParseErrorKind::StartLine
+            }));
         }
-        let uri = SipUri::parse(u).map_err(|_| fail(ParseErrorKind::RequestUri))?;
+        let uri = SipUri::parse(u).map_err(|e| {
+            fail(if e == UriError::Scheme && is_absolute_uri(u) {
+                ParseErrorKind::UriScheme
+            } else {
+                ParseErrorKind::RequestUri
+            })
+        })?;
+        // Headers (`?`) are not allowed in a Request-URI (RFC 3261 §19.1.5).
+        if uri.headers.is_some() {
+            return Err(fail(ParseErrorKind::RequestUri));
+        }
         Ok(Message::Request(Request {
             method: Method::parse(m),
             uri,
@@ -154,6 +179,39 @@ pub fn parse_message(buf: Bytes) -> Result<Message, ParseError> {
     }
 }
 
+/// `SIP/` then digits, `.`, digits: a version, if not ours.
+fn is_sip_version(v: &str) -> bool {
+    v.strip_prefix("SIP/")
+        .and_then(|n| n.split_once('.'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        })
+}
+
+/// `scheme ":" rest` of RFC 3986: a URI we may not serve, but not a malformed one.
+fn is_absolute_uri(u: &str) -> bool {
+    u.split_once(':').is_some_and(|(scheme, rest)| {
+        !rest.is_empty()
+            && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            && rest.chars().all(|c| c.is_ascii_graphic())
+    })
+}
+
+/// Headers of which a request carries one at most (RFC 3261 §7.3.1, §20; RFC 4475 §3.3.8).
+const SINGLE: [HeaderName; 5] = [
+    HeaderName::From,
+    HeaderName::To,
+    HeaderName::CallId,
+    HeaderName::CSeq,
+    HeaderName::MaxForwards,
+];
+
 /// Checks the headers every request must carry (RFC 3261 §8.1.1) and returns the reason phrase
 /// for a 400 when one is missing or malformed.
 pub fn check_request(req: &Request) -> Result<(), &'static str> {
@@ -179,6 +237,27 @@ pub fn check_request(req: &Request) -> Result<(), &'static str> {
         mf.trim()
             .parse::<u8>()
             .map_err(|_| "Malformed Max-Forwards")?;
+    }
+    if SINGLE
+        .iter()
+        .any(|h| req.headers.get_all(h).nth(1).is_some())
+    {
+        return Err("Header Field Repeated That Takes One Value");
+    }
+    // SIP dates are always GMT (RFC 3261 §20.17; RFC 4475 §3.1.2.12).
+    if req
+        .headers
+        .get_other("Date")
+        .is_some_and(|d| !d.trim_end().ends_with(" GMT"))
+    {
+        return Err("Malformed Date");
+    }
+    for contact in req.headers.get_all(&HeaderName::Contact) {
+        for c in super::text::split_comma_list(contact) {
+            if c.trim() != "*" && NameAddr::parse(c).is_err() {
+                return Err("Malformed Contact");
+            }
+        }
     }
     Ok(())
 }
@@ -340,7 +419,16 @@ l: 4\r\n\r\nbodyEXTRA";
         assert!(e.is_request);
         assert!(e.headers.is_some());
         let e = parse_message(Bytes::from_static(b"INVITE http://x SIP/2.0\r\n\r\n")).unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::UriScheme);
+        let e = parse_message(Bytes::from_static(b"INVITE <sip:x@h> SIP/2.0\r\n\r\n")).unwrap_err();
         assert_eq!(e.kind, ParseErrorKind::RequestUri);
+        let e = parse_message(Bytes::from_static(b"OPTIONS sip:x@h SIP/2.0 \r\n\r\n")).unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::StartLine);
+        let e = parse_message(Bytes::from_static(
+            b"OPTIONS sip:x@h SIP/2.0\r\nl: 1\r\nContent-Length: 2\r\n\r\nab",
+        ))
+        .unwrap_err();
+        assert_eq!(e.kind, ParseErrorKind::ConflictingLength);
         assert!(parse_message(Bytes::from_static(b"\r\n\r\n")).is_err());
         assert!(parse_message(Bytes::from_static(b"GARBAGE")).is_err());
         assert_eq!(

@@ -116,6 +116,45 @@ pub fn parse_params(input: &str) -> Vec<(String, Option<String>)> {
     out
 }
 
+/// Header parameters as RFC 3261 §7.3.1 allows them: `;` separated, each a token name with an
+/// optional `=` value (a token, host or quoted string), LWS around `;` and `=`. None for an
+/// empty parameter (`;;`), a name that is not a token, or an unterminated quoted string: a
+/// message with one gets 400 (RFC 4475 §3.1.2.1).
+pub fn parse_header_params(input: &str) -> Option<Vec<(String, Option<String>)>> {
+    if !count_unescaped_quotes(input).is_multiple_of(2) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for raw in split_outside_quotes(input, ';') {
+        let raw = raw.trim();
+        let (name, value) = match raw.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (raw, None),
+        };
+        if name.is_empty() || !name.chars().all(is_token_char) || value == Some("") {
+            return None;
+        }
+        out.push((name.to_string(), value.map(|v| unquote(v).to_string())));
+    }
+    Some(out)
+}
+
+/// Double quotes that open or close a quoted string (not those escaped inside one).
+fn count_unescaped_quotes(input: &str) -> usize {
+    let (mut count, mut in_quotes, mut escaped) = (0, false, false);
+    for c in input.chars() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' && in_quotes {
+            escaped = true;
+        } else if c == '"' {
+            in_quotes = !in_quotes;
+            count += 1;
+        }
+    }
+    count
+}
+
 /// Splits on `sep` where it is not inside a quoted string.
 pub fn split_outside_quotes(input: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();

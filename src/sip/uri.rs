@@ -65,19 +65,16 @@ impl SipUri {
         {
             return Err(UriError::BadChar);
         }
-        let (rest, headers) = match rest.split_once('?') {
+        // userinfo ends at the first '@': neither user nor password may hold one unescaped,
+        // while they may hold ';', '?', ',' and '/' (RFC 3261 §25.1 user-unreserved), so those
+        // only start parameters and headers after it.
+        let (userinfo, rest) = match rest.split_once('@') {
+            Some((u, r)) => (Some(u), r),
+            None => (None, rest),
+        };
+        let (hostpart, headers) = match rest.split_once('?') {
             Some((a, h)) => (a, Some(h.to_string())),
             None => (rest, None),
-        };
-        // userinfo ends at the last '@' before any parameters.
-        let params_start = rest.find(';');
-        let at = match params_start {
-            Some(p) => rest[..p].rfind('@'),
-            None => rest.rfind('@'),
-        };
-        let (userinfo, hostpart) = match at {
-            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
-            None => (None, rest),
         };
         let (user, password) = match userinfo {
             Some(u) => match u.split_once(':') {
@@ -253,6 +250,23 @@ mod tests {
         assert_eq!(SipUri::parse("sip:a@"), Err(UriError::NoHost));
         assert_eq!(SipUri::parse("sip:a@h:99999"), Err(UriError::Port));
         assert_eq!(SipUri::parse("sip:a@[::1"), Err(UriError::Ipv6));
+    }
+
+    #[test]
+    fn unusual_but_legal_user_parts() {
+        // RFC 4475 §3.1.1.2 and §3.1.1.9: ';', '?', ',', '/' and ':' in the userinfo.
+        let u = SipUri::parse("sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com").unwrap();
+        assert_eq!(
+            u.user.as_deref(),
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(u.host, "example.com");
+        assert!(u.params.is_empty() && u.headers.is_none());
+        let u = SipUri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user.as_deref(), Some("user;par=u%40example.net"));
+        assert_eq!(u.host, "example.com");
+        let u = SipUri::parse("sip:user@example.com?Route=%3Csip:example.com%3E").unwrap();
+        assert_eq!(u.headers.as_deref(), Some("Route=%3Csip:example.com%3E"));
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub const DEFAULT_CAPACITY: usize = 200_000;
 
 pub struct TransactionLayer {
     config: TimerConfig,
+    /// Requests and responses sent again by a retransmission timer (A, E, G, 2xx).
+    retransmitted: u64,
     /// Live transactions at most (see [`DEFAULT_CAPACITY`]).
     capacity: usize,
     next_id: u64,
@@ -167,6 +169,7 @@ impl TransactionLayer {
             config,
             capacity,
             next_id: 1,
+            retransmitted: 0,
             txs: HashMap::new(),
             index: HashMap::new(),
             accepted: HashMap::new(),
@@ -174,6 +177,12 @@ impl TransactionLayer {
             timers: BinaryHeap::new(),
             outputs: VecDeque::new(),
         }
+    }
+
+    /// Messages sent again by a retransmission timer since the start (a peer that does not
+    /// answer or acknowledge, or a network that loses).
+    pub fn retransmitted(&self) -> u64 {
+        self.retransmitted
     }
 
     /// Live transactions (for the leak checks the load tests make).
@@ -586,6 +595,21 @@ impl TransactionLayer {
             tx.due[timer_slot(timer)] = None;
             self.fire(id, timer, now);
         }
+        self.shrink_after_a_burst();
+    }
+
+    /// After a burst the tables keep the capacity of its peak (hundreds of MiB after minutes
+    /// at thousands of calls per second): give it back once they are mostly empty.
+    fn shrink_after_a_burst(&mut self) {
+        let len = self.txs.len();
+        if self.txs.capacity() > 4 * len + 4096 {
+            self.txs.shrink_to(2 * len);
+            self.index.shrink_to(2 * self.index.len());
+            self.accepted.shrink_to(2 * self.accepted.len());
+            self.merged.shrink_to(2 * self.merged.len());
+            self.timers.shrink_to(2 * self.timers.len());
+            self.outputs.shrink_to(64);
+        }
     }
 
     fn fire(&mut self, id: TxId, timer: Timer, now: Instant) {
@@ -614,6 +638,7 @@ impl TransactionLayer {
                 };
                 let next = now + tx.interval;
                 let peer = tx.peer;
+                self.retransmitted += 1;
                 self.outputs.push_back(Output::Transmit { peer, data });
                 self.schedule(id, Timer::Retransmit, next);
             }

@@ -71,6 +71,7 @@ enum Command {
 pub struct CoreHandle {
     commands: mpsc::UnboundedSender<Command>,
     transactions: Arc<AtomicUsize>,
+    retransmitted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl CoreHandle {
@@ -98,6 +99,11 @@ impl CoreHandle {
         let _ = self.commands.send(Command::Transmit { peer, data });
     }
 
+    /// Messages sent again by retransmission timers since the start.
+    pub fn retransmitted(&self) -> u64 {
+        self.retransmitted.load(Ordering::Relaxed)
+    }
+
     /// Live transactions, as of the core's last turn.
     pub fn transaction_count(&self) -> usize {
         self.transactions.load(Ordering::Relaxed)
@@ -113,6 +119,7 @@ pub fn spawn(
 ) -> CoreHandle {
     let (commands, rx) = mpsc::unbounded_channel();
     let transactions = Arc::new(AtomicUsize::new(0));
+    let retransmitted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let core = Core {
         layer: TransactionLayer::new(timers),
         transports,
@@ -120,11 +127,13 @@ pub fn spawn(
         clients: HashMap::new(),
         metrics,
         count: transactions.clone(),
+        retransmitted: retransmitted.clone(),
     };
     tokio::spawn(core.run(inbound, rx));
     CoreHandle {
         commands,
         transactions,
+        retransmitted,
     }
 }
 
@@ -135,6 +144,7 @@ struct Core {
     app: mpsc::UnboundedSender<AppEvent>,
     clients: HashMap<TxId, mpsc::UnboundedSender<ClientEvent>>,
     count: Arc<AtomicUsize>,
+    retransmitted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Core {
@@ -204,13 +214,20 @@ impl Core {
         let mut req = Request::new(Method::Options, SipUri::new(None, "invalid", None));
         req.headers = headers;
         let Some(cseq) = req.cseq() else { return };
-        if cseq.method == Method::Ack || req.top_via().is_none() || req.call_id().is_none() {
+        // The answer goes back to the sender; its Via is copied as it came (another version's
+        // Via does not parse as ours, and a 505 still has to reach it).
+        if cseq.method == Method::Ack
+            || req.headers.get(&HeaderName::Via).is_none()
+            || req.call_id().is_none()
+        {
             return;
         }
-        let status = if e.kind == crate::sip::parse::ParseErrorKind::TooLarge {
-            513
-        } else {
-            400
+        use crate::sip::parse::ParseErrorKind;
+        let status = match e.kind {
+            ParseErrorKind::TooLarge => 513,
+            ParseErrorKind::Version => 505,
+            ParseErrorKind::UriScheme => 416,
+            _ => 400,
         };
         let reason = e.kind.to_string();
         self.transports.send(
@@ -280,6 +297,8 @@ impl Core {
                 .retain(|tx, events| layer.is_alive(*tx) && !events.is_closed());
         }
         self.count.store(self.layer.len(), Ordering::Relaxed);
+        self.retransmitted
+            .store(self.layer.retransmitted(), Ordering::Relaxed);
     }
 }
 

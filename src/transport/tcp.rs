@@ -67,6 +67,9 @@ pub async fn run(
     }
 }
 
+/// How long a connection that broke framing stays open for the answer to its last request.
+const ANSWER_BEFORE_CLOSE: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn connection<S>(
     stream: S,
     addr: SocketAddr,
@@ -130,6 +133,9 @@ async fn connection<S>(
                 Ok(None) => break,
                 Err(e) => {
                     tracing::info!(%peer, error = %e, "closing connection: bad framing");
+                    // The request's header block went up already: give its 400 a moment to
+                    // leave before the connection goes.
+                    let _ = tokio::time::timeout(ANSWER_BEFORE_CLOSE, &mut writer).await;
                     break 'read;
                 }
             }

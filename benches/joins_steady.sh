@@ -4,10 +4,12 @@
 # same run with the same SIPp caller, against SIPp's own UAS.
 #
 #   benches/joins_steady.sh [RATES] [STEP]      (defaults: "1000 2000 3000 4000" and 60)
+#   REFERENCE=0 benches/joins_steady.sh ...      (convoke only, without SIPp's UAS)
 #
 # The server under test is pinned to CPU 0, the SIPp caller to CPU 1 (two cores: run it on an
 # otherwise idle machine). For each rate it prints: calls made, successful, failed, the
-# caller's retransmissions, the server's own retransmissions (convoke only), CPU per join,
+# caller's retransmissions, the server's own retransmissions, datagrams it dropped for a full
+# signalling queue and calls it shed with 503 (convoke only), CPU per join,
 # the peak of live transactions and of resident memory, memory per live transaction, and the
 # resident memory once the step's transactions have expired. Last line per target: the
 # highest rate with no failed call and no retransmission.
@@ -28,17 +30,19 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 transactions() {
   curl -sf http://127.0.0.1:38081/api/v1/status | python3 -c 'import json,sys; print(json.load(sys.stdin)["transactions"])' 2>/dev/null || echo 0
 }
-retransmissions() {
-  curl -sf http://127.0.0.1:38081/metrics | awk '/^convoke_sip_retransmissions_total/ {print $2}' || echo 0
+metric() {
+  curl -sf http://127.0.0.1:38081/metrics | awk -v m="$1" '$1 == m {print $2}' || echo 0
 }
 
 # One step: SIPp calls TARGET at RATE for STEP seconds. Prints the step's figures.
 run_step() {
   local name=$1 pid=$2 target=$3 rate=$4 uri_user=$5
   local calls=$((rate * step))
-  local t0 r0 x0 peak_rss=0 peak_tx=0
+  local t0 x0 q0 s0 peak_rss=0 peak_tx=0
   t0=$(cpu_ticks "$pid")
-  x0=$([ "$name" = convoke ] && retransmissions || echo 0)
+  x0=$([ "$name" = convoke ] && metric convoke_sip_retransmissions_total || echo 0)
+  q0=$([ "$name" = convoke ] && metric convoke_sip_queue_full_drops_total || echo 0)
+  s0=$([ "$name" = convoke ] && metric convoke_calls_shed_total || echo 0)
   (cd "$work" && taskset -c 1 sipp -sf "$root/tests/sipp/join_bench.xml" -s bench -key conf "$uri_user" -key pin 424242 \
     -m "$calls" -r "$rate" -l $((rate * 40)) -p 25070 -mp 26000 -nostdin -trace_stat -stf "$work/stat.csv" -fd 1 \
     -timeout $((step + 60)) "$target" >"$work/sipp.out" 2>&1) &
@@ -64,16 +68,18 @@ EOF
 )
   local cpu_ms_per_join
   cpu_ms_per_join=$(python3 -c "print(f'{($t1 - $t0) / $hz * 1000 / max(1, ${ok:-0}):.3f}')")
-  local server_retrans=- per_tx=- after=-
+  local server_retrans=- per_tx=- after=- dropped=- shed=-
   if [ "$name" = convoke ]; then
-    server_retrans=$(python3 -c "print(int(float('$(retransmissions)') - float('$x0')))")
+    server_retrans=$(python3 -c "print(int(float('$(metric convoke_sip_retransmissions_total)') - float('$x0')))")
+    dropped=$(python3 -c "print(int(float('$(metric convoke_sip_queue_full_drops_total)') - float('$q0')))")
+    shed=$(python3 -c "print(int(float('$(metric convoke_calls_shed_total)') - float('$s0')))")
     per_tx=$(python3 -c "print(f'{($peak_rss - $idle_rss) * 1024 / max(1, $peak_tx):.0f} B')")
     # Transactions linger 64*T1 = 32 s after the last call; then memory should be back.
     sleep 40
     after="$(rss_kib "$pid") KiB ($(transactions) tx)"
   fi
-  printf '%-8s %6s/s %8s %8s %7s %7s %8s %9s %10s %9s %12s  %s\n' "$name" "$rate" "$calls" "${ok:-?}" "${failed:-?}" \
-    "$retrans" "$server_retrans" "$cpu_ms_per_join" "$peak_tx" "$peak_rss" "$per_tx" "$after"
+  printf '%-8s %6s/s %8s %8s %7s %7s %8s %7s %5s %9s %10s %9s %12s  %s\n' "$name" "$rate" "$calls" "${ok:-?}" "${failed:-?}" \
+    "$retrans" "$server_retrans" "$dropped" "$shed" "$cpu_ms_per_join" "$peak_tx" "$peak_rss" "$per_tx" "$after"
   if [ "${failed:-1}" = 0 ] && [ "$retrans" = 0 ] && { [ "$server_retrans" = - ] || [ "$server_retrans" = 0 ]; }; then
     best[$name]=$rate
   fi
@@ -81,7 +87,7 @@ EOF
 
 declare -A best=([convoke]=none [sipp-uas]=none)
 header() {
-  printf '%-8s %8s %8s %8s %7s %7s %8s %9s %10s %9s %12s  %s\n' target rate calls ok failed retrans srv-retr "ms CPU/join" "peak tx" "peak KiB" "B/tx" "after expiry"
+  printf '%-8s %8s %8s %8s %7s %7s %8s %7s %5s %9s %10s %9s %12s  %s\n' target rate calls ok failed retrans srv-retr q-drops shed "ms CPU/join" "peak tx" "peak KiB" "B/tx" "after expiry"
 }
 
 echo load | "$bin" user add load --operator --data "$work/data" >/dev/null 2>&1
@@ -98,9 +104,11 @@ idle_rss=$(rss_kib "$server")
 echo "convoke idle: $idle_rss KiB; steps of $step s; caller: SIPp on CPU 1, server on CPU 0"
 header
 for rate in $rates; do run_step convoke "$server" 127.0.0.1:35061 "$rate" "$conf"; done
-kill "$server"; wait "$server" 2>/dev/null || true
+kill -9 "$server"; wait "$server" 2>/dev/null || true
+[ "${REFERENCE:-1}" = 0 ] && exit 0
 
-(cd "$work" && taskset -c 0 sipp -sn uas -p 35062 -nostdin -bg >/dev/null 2>&1)
+# SIPp in the background exits non-zero from its launcher.
+(cd "$work" && taskset -c 0 sipp -sn uas -p 35062 -nostdin -bg >/dev/null 2>&1) || true
 sleep 0.5
 uas=$(pgrep -f 'sipp -sn uas -p 35062' | head -1); pids+=("$uas")
 for rate in $rates; do run_step sipp-uas "$uas" 127.0.0.1:35062 "$rate" "$conf"; done

@@ -195,6 +195,10 @@ pub struct Settings {
     /// BYE and the server stops [default: 60]
     #[arg(long, env = "CONVOKE_DRAIN_TIME")]
     pub drain_time: Option<u64>,
+    /// Live SIP transactions at most; new calls are refused with 503 + Retry-After from three
+    /// quarters of it, requests in calls from all of it (about 4 KiB each) [default: 400000]
+    #[arg(long, env = "CONVOKE_MAX_TRANSACTIONS")]
+    pub max_transactions: Option<usize>,
     /// Participants one conference takes at most; a join beyond gets 486 [default: 100]
     #[arg(long, env = "CONVOKE_MAX_PARTICIPANTS")]
     pub max_participants: Option<usize>,
@@ -235,6 +239,7 @@ impl Settings {
             t4_ms: self.t4_ms.or(other.t4_ms),
             public_metrics: self.public_metrics.or(other.public_metrics),
             max_participants: self.max_participants.or(other.max_participants),
+            max_transactions: self.max_transactions.or(other.max_transactions),
             media_timeout: self.media_timeout.or(other.media_timeout),
             drain_time: self.drain_time.or(other.drain_time),
             max_live_per_account: self.max_live_per_account.or(other.max_live_per_account),
@@ -278,6 +283,7 @@ pub struct Config {
     pub public_metrics: bool,
     /// Participants per conference.
     pub max_participants: usize,
+    pub max_transactions: usize,
     /// Live conferences per owning account.
     pub max_live_per_account: usize,
     /// Calls per signalling source address, and per proven account.
@@ -354,6 +360,10 @@ impl Config {
         Ok(Self {
             public_metrics: s.public_metrics.unwrap_or(false),
             max_participants: s.max_participants.unwrap_or(100).max(1),
+            max_transactions: s
+                .max_transactions
+                .unwrap_or(crate::transaction::DEFAULT_CAPACITY)
+                .max(100),
             drain_time: Duration::from_secs(s.drain_time.unwrap_or(60)),
             max_live_per_account: s.max_live_per_account.unwrap_or(20).max(1),
             max_calls_per_source: s.max_calls_per_source.unwrap_or(50).max(1),

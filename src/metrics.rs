@@ -64,6 +64,8 @@ pub struct Metrics {
     registry: Registry,
     pub sip_messages_received: Counter,
     pub sip_malformed: Counter,
+    /// Datagrams dropped because the core's queue was full.
+    pub sip_queue_full: Counter,
     pub auth_failures: Counter,
     pub auth_throttled: Counter,
     pub pin_failures: Counter,
@@ -100,6 +102,7 @@ impl Metrics {
             registry: Registry::with_prefix("convoke"),
             sip_messages_received: Counter::default(),
             sip_malformed: Counter::default(),
+            sip_queue_full: Counter::default(),
             auth_failures: Counter::default(),
             auth_throttled: Counter::default(),
             pin_failures: Counter::default(),
@@ -131,6 +134,11 @@ impl Metrics {
             "sip_malformed",
             "SIP messages that could not be parsed or lacked mandatory headers",
             m.sip_malformed.clone(),
+        );
+        r.register(
+            "sip_queue_full_drops",
+            "SIP datagrams dropped because the signalling core's queue was full (overload)",
+            m.sip_queue_full.clone(),
         );
         r.register(
             "auth_failures",

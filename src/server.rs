@@ -45,12 +45,13 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     let transports = Arc::new(Transports::new(udp_socket.clone()));
     // Bounded: under a flood the UDP reader sheds datagrams instead of queueing (worst case
-    // 1024 × 64 KiB held at once).
-    let (inbound_tx, inbound_rx) = mpsc::channel(1024);
+    // 2048 × 64 KiB held at once); from half of it, new calls are refused at the door.
+    let (inbound_tx, inbound_rx) = mpsc::channel(2048);
     let (app_tx, app_rx) = mpsc::unbounded_channel();
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let core = core::spawn(
         config.timers,
+        config.max_transactions,
         transports.clone(),
         inbound_rx,
         app_tx,
@@ -111,11 +112,11 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         store,
         conferences,
         core,
-        metrics,
+        metrics.clone(),
         invitations,
     );
 
-    tokio::spawn(udp::run(udp_socket, inbound_tx.clone()));
+    tokio::spawn(udp::run(udp_socket, inbound_tx.clone(), metrics.clone()));
     let mut https = None;
     if let Some(tls) = &config.tls {
         let acceptor = crate::transport::tls::acceptor(&tls.cert, &tls.key)?;

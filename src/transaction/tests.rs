@@ -180,24 +180,38 @@ fn client_non_invite_timer_e_caps_at_t2() {
 }
 
 #[test]
-fn a_full_table_sheds_new_requests_with_503() {
-    let mut l = TransactionLayer::with_capacity(TimerConfig::default(), 1);
+fn a_full_table_sheds_new_requests_with_503_and_keeps_room_for_calls_in_progress() {
+    // Four places: new work takes three, the last is for requests in dialogs.
+    let mut l = TransactionLayer::with_capacity(TimerConfig::default(), 4);
     let t0 = Instant::now();
-    l.handle_message(
-        Message::Request(request("OPTIONS", "z9hG4bKc1", "")),
-        peer(),
-        t0,
-    );
-    let _first = tu_request(drain(&mut l));
-    let mut another = request("OPTIONS", "z9hG4bKc2", "");
-    another.headers.set(HeaderName::CallId, "c2");
+    for n in 0..3 {
+        let mut r = request("OPTIONS", &format!("z9hG4bKc{n}"), "");
+        r.headers.set(HeaderName::CallId, format!("c{n}"));
+        l.handle_message(Message::Request(r), peer(), t0);
+        let _ = tu_request(drain(&mut l));
+    }
+    let mut another = request("INVITE", "z9hG4bKc3", "");
+    another.headers.set(HeaderName::CallId, "c3");
     l.handle_message(Message::Request(another), peer(), t0);
     let out = drain(&mut l);
     assert_eq!(
         transmitted(&out),
         vec!["SIP/2.0 503 Service Unavailable (Overloaded)"]
     );
-    assert_eq!(l.len(), 1, "no state for the refused request");
+    assert_eq!(l.len(), 3, "no state for the refused request");
+    // A BYE of an existing call still gets its transaction.
+    let mut bye = request("BYE", "z9hG4bKc4", "dialog");
+    bye.headers.set(HeaderName::CallId, "c4");
+    l.handle_message(Message::Request(bye), peer(), t0);
+    let _ = tu_request(drain(&mut l));
+    assert_eq!(l.len(), 4);
+    let mut full = request("BYE", "z9hG4bKc5", "dialog");
+    full.headers.set(HeaderName::CallId, "c5");
+    l.handle_message(Message::Request(full), peer(), t0);
+    assert_eq!(
+        transmitted(&drain(&mut l)),
+        vec!["SIP/2.0 503 Service Unavailable (Overloaded)"]
+    );
 }
 
 #[test]
@@ -401,4 +415,26 @@ fn cancel_of_client_invite() {
     let out = drain(&mut l);
     let first = transmitted(&out);
     assert_eq!(first, vec!["CANCEL sip:conference@127.0.0.1 SIP/2.0"]);
+}
+
+#[test]
+fn a_new_call_can_be_refused_at_the_door_and_nothing_else_is() {
+    let invite = request("INVITE", "z9hG4bKdoor", "");
+    let busy = super::refuse_new_call(&invite.to_bytes()).expect("a new INVITE is refused");
+    let text = String::from_utf8_lossy(&busy);
+    assert!(
+        text.starts_with("SIP/2.0 503 Service Unavailable (Overloaded)\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("Retry-After: 5\r\n"), "{text}");
+    assert!(
+        text.contains("branch=z9hG4bKdoor"),
+        "the client can match it: {text}"
+    );
+    // A re-INVITE, a BYE and a response belong to calls that exist: never refused here.
+    let reinvite = request("INVITE", "z9hG4bKre", "dialog");
+    assert!(super::refuse_new_call(&reinvite.to_bytes()).is_none());
+    let bye = request("BYE", "z9hG4bKbye", "dialog");
+    assert!(super::refuse_new_call(&bye.to_bytes()).is_none());
+    assert!(super::refuse_new_call(b"INVITE garbage").is_none());
 }

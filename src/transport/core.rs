@@ -112,6 +112,7 @@ impl CoreHandle {
 
 pub fn spawn(
     timers: TimerConfig,
+    max_transactions: usize,
     transports: Arc<Transports>,
     inbound: mpsc::Receiver<Inbound>,
     app: mpsc::UnboundedSender<AppEvent>,
@@ -121,13 +122,14 @@ pub fn spawn(
     let transactions = Arc::new(AtomicUsize::new(0));
     let retransmitted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let core = Core {
-        layer: TransactionLayer::new(timers),
+        layer: TransactionLayer::with_capacity(timers, max_transactions),
         transports,
         app,
         clients: HashMap::new(),
         metrics,
         count: transactions.clone(),
         retransmitted: retransmitted.clone(),
+        peak: 0,
     };
     tokio::spawn(core.run(inbound, rx));
     CoreHandle {
@@ -145,6 +147,8 @@ struct Core {
     clients: HashMap<TxId, mpsc::UnboundedSender<ClientEvent>>,
     count: Arc<AtomicUsize>,
     retransmitted: Arc<std::sync::atomic::AtomicU64>,
+    /// The most live transactions since memory was last given back.
+    peak: usize,
 }
 
 impl Core {
@@ -170,7 +174,10 @@ impl Core {
                     Some(c) => self.on_command(c),
                     None => return,
                 },
-                _ = sleep => self.layer.handle_timeout(Instant::now()),
+                _ = sleep => {
+                    self.layer.handle_timeout(Instant::now());
+                    self.return_memory_after_a_burst();
+                }
             }
             self.drain();
         }
@@ -201,6 +208,21 @@ impl Core {
                 }
             }
             Err(e) => self.on_parse_error(e, m.peer),
+        }
+    }
+
+    /// When the transaction table has shrunk to a quarter of its peak, the allocator is asked
+    /// to give the freed memory back to the system (glibc keeps it otherwise, and a burst of
+    /// calls would leave the server at its peak size for good).
+    fn return_memory_after_a_burst(&mut self) {
+        let live = self.layer.len();
+        self.peak = self.peak.max(live);
+        if self.peak >= 10_000 && live <= self.peak / 4 {
+            self.peak = live;
+            // SAFETY: malloc_trim only releases free memory of the allocator's own arenas.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
     }
 

@@ -7,17 +7,40 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-pub async fn run(socket: Arc<UdpSocket>, inbound: mpsc::Sender<Inbound>) {
+/// Above this many datagrams waiting for the core, new calls are refused at the door: half
+/// the queue is some 100 ms of work at thousands of joins per second, well inside the 500 ms
+/// after which callers retransmit, and a passing hiccup of the core does not reach it.
+fn high_water(queue: &mpsc::Sender<Inbound>) -> usize {
+    queue.max_capacity() / 2
+}
+
+pub async fn run(
+    socket: Arc<UdpSocket>,
+    inbound: mpsc::Sender<Inbound>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
     let mut buf = vec![0u8; 65_536];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, addr)) => {
+                let waiting = inbound.max_capacity() - inbound.capacity();
+                if waiting > high_water(&inbound) {
+                    // The core is behind: a new call would only make every call later (and
+                    // bring retransmissions). It gets 503 + Retry-After here, statelessly, and
+                    // what belongs to calls already made (ACK, BYE, responses) goes on.
+                    if let Some(busy) = crate::transaction::refuse_new_call(&buf[..n]) {
+                        metrics.shed.inc();
+                        let _ = socket.try_send_to(&busy, addr);
+                        continue;
+                    }
+                }
                 let item = Inbound {
                     data: Bytes::copy_from_slice(&buf[..n]),
                     peer: Peer::udp(addr),
                 };
                 // A full queue means the core is overloaded: shed load here, not in memory.
                 if inbound.try_send(item).is_err() {
+                    metrics.sip_queue_full.inc();
                     tracing::debug!(%addr, "signalling queue full; datagram dropped");
                 }
             }

@@ -45,8 +45,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     let transports = Arc::new(Transports::new(udp_socket.clone()));
     // Bounded: under a flood the UDP reader sheds datagrams instead of queueing (worst case
-    // 2048 × 64 KiB held at once); from half of it, new calls are refused at the door.
-    let (inbound_tx, inbound_rx) = mpsc::channel(2048);
+    // 1024 × 64 KiB held at once); from a quarter of it, new calls are refused at the door.
+    let (inbound_tx, inbound_rx) = mpsc::channel(1024);
     let (app_tx, app_rx) = mpsc::unbounded_channel();
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let core = core::spawn(

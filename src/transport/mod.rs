@@ -2,6 +2,7 @@
 //! signalling path lives here.
 
 pub mod core;
+pub mod door;
 pub mod peer;
 pub mod tcp;
 pub mod tls;

@@ -122,20 +122,10 @@ fn display_name(raw: &str) -> Option<Option<String>> {
 }
 
 fn find_unquoted(s: &str, needle: char) -> Option<usize> {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if c == '\\' && in_quotes {
-            escaped = true;
-        } else if c == '"' {
-            in_quotes = !in_quotes;
-        } else if c == needle && !in_quotes {
-            return Some(i);
-        }
-    }
-    None
+    super::text::scan_outside_quotes(s, needle)
+        .0
+        .first()
+        .copied()
 }
 
 #[cfg(test)]

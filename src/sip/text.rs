@@ -121,7 +121,8 @@ pub fn parse_params(input: &str) -> Vec<(String, Option<String>)> {
 /// empty parameter (`;;`), a name that is not a token, or an unterminated quoted string: a
 /// message with one gets 400 (RFC 4475 §3.1.2.1).
 pub fn parse_header_params(input: &str) -> Option<Vec<(String, Option<String>)>> {
-    if !count_unescaped_quotes(input).is_multiple_of(2) {
+    if scan_outside_quotes(input, ';').1 {
+        // An unterminated quoted string.
         return None;
     }
     let mut out = Vec::new();
@@ -139,39 +140,33 @@ pub fn parse_header_params(input: &str) -> Option<Vec<(String, Option<String>)>>
     Some(out)
 }
 
-/// Double quotes that open or close a quoted string (not those escaped inside one).
-fn count_unescaped_quotes(input: &str) -> usize {
-    let (mut count, mut in_quotes, mut escaped) = (0, false, false);
-    for c in input.chars() {
+/// Where `needle` stands outside quoted strings (RFC 3261 §25.1 quoted-string, with its
+/// quoted-pairs), and whether a quoted string is still open at the end: the one walk that
+/// splitting, searching and checking for an unterminated quote share.
+pub fn scan_outside_quotes(input: &str, needle: char) -> (Vec<usize>, bool) {
+    let mut found = Vec::new();
+    let (mut in_quotes, mut escaped) = (false, false);
+    for (i, c) in input.char_indices() {
         if escaped {
             escaped = false;
         } else if c == '\\' && in_quotes {
             escaped = true;
         } else if c == '"' {
             in_quotes = !in_quotes;
-            count += 1;
+        } else if c == needle && !in_quotes {
+            found.push(i);
         }
     }
-    count
+    (found, in_quotes)
 }
 
 /// Splits on `sep` where it is not inside a quoted string.
 pub fn split_outside_quotes(input: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();
-    let (mut in_quotes, mut escaped, mut start) = (false, false, 0);
-    for (i, c) in input.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        if c == '\\' && in_quotes {
-            escaped = true;
-        } else if c == '"' {
-            in_quotes = !in_quotes;
-        } else if c == sep && !in_quotes {
-            parts.push(&input[start..i]);
-            start = i + c.len_utf8();
-        }
+    let mut start = 0;
+    for i in scan_outside_quotes(input, sep).0 {
+        parts.push(&input[start..i]);
+        start = i + sep.len_utf8();
     }
     parts.push(&input[start..]);
     parts

@@ -45,10 +45,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 
     let transports = Arc::new(Transports::new(udp_socket.clone()));
     // Bounded: under a flood the UDP reader sheds datagrams instead of queueing (worst case
-    // 1024 × 64 KiB held at once); from a quarter of it, new calls are refused at the door.
+    // 1024 × 64 KiB held at once); new calls are refused at the door when it is slow to
+    // empty (see transport::udp).
     let (inbound_tx, inbound_rx) = mpsc::channel(1024);
     let (app_tx, app_rx) = mpsc::unbounded_channel();
     let metrics = Arc::new(crate::metrics::Metrics::default());
+    let queue_delay = Arc::new(crate::transport::door::QueueDelay::default());
     let core = core::spawn(
         config.timers,
         config.max_transactions,
@@ -56,6 +58,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         inbound_rx,
         app_tx,
         metrics.clone(),
+        queue_delay.clone(),
     );
 
     let ports = Arc::new(PortPool::new(
@@ -116,7 +119,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         invitations,
     );
 
-    tokio::spawn(udp::run(udp_socket, inbound_tx.clone(), metrics.clone()));
+    tokio::spawn(udp::run(
+        udp_socket,
+        inbound_tx.clone(),
+        metrics.clone(),
+        queue_delay,
+    ));
     let mut https = None;
     if let Some(tls) = &config.tls {
         let acceptor = crate::transport::tls::acceptor(&tls.cert, &tls.key)?;

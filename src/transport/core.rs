@@ -117,6 +117,7 @@ pub fn spawn(
     inbound: mpsc::Receiver<Inbound>,
     app: mpsc::UnboundedSender<AppEvent>,
     metrics: Arc<Metrics>,
+    queue_delay: Arc<crate::transport::door::QueueDelay>,
 ) -> CoreHandle {
     let (commands, rx) = mpsc::unbounded_channel();
     let transactions = Arc::new(AtomicUsize::new(0));
@@ -130,6 +131,7 @@ pub fn spawn(
         count: transactions.clone(),
         retransmitted: retransmitted.clone(),
         peak: 0,
+        queue_delay,
     };
     tokio::spawn(core.run(inbound, rx));
     CoreHandle {
@@ -149,6 +151,7 @@ struct Core {
     retransmitted: Arc<std::sync::atomic::AtomicU64>,
     /// The most live transactions since memory was last given back.
     peak: usize,
+    queue_delay: Arc<crate::transport::door::QueueDelay>,
 }
 
 impl Core {
@@ -185,6 +188,7 @@ impl Core {
 
     fn on_inbound(&mut self, m: Inbound) {
         let now = Instant::now();
+        self.queue_delay.set(now.saturating_duration_since(m.at));
         self.metrics.sip_messages_received.inc();
         match parse_message(m.data) {
             Ok(Message::Request(mut req)) => {

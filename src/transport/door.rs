@@ -3,6 +3,7 @@
 //! must go in too (its transaction answers it): refusing it would tell the caller "failed"
 //! while the core has already answered 200, leaving a call the caller has given up. So the
 //! door remembers the branches of the INVITEs it let in, the last [`REMEMBERED`] of them.
+//! Whether the core is behind is judged by how long messages wait for it ([`QueueDelay`]).
 
 use bytes::Bytes;
 use std::collections::{HashSet, VecDeque};
@@ -72,6 +73,22 @@ fn branch_of(datagram: &[u8]) -> Option<&[u8]> {
         .unwrap_or(head.len() - start);
     let branch = &head[start..start + len];
     (!branch.is_empty() && branch.len() <= 256).then_some(branch)
+}
+
+/// How long the last message the core took had waited in its queue, shared by the core (which
+/// measures it) and the door (which sheds on it).
+#[derive(Debug, Default)]
+pub struct QueueDelay(std::sync::atomic::AtomicU64);
+
+impl QueueDelay {
+    pub fn set(&self, waited: std::time::Duration) {
+        let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.0.store(micros, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.0.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 pub struct Inbound {
     pub data: Bytes,
     pub peer: Peer,
+    /// When the transport read it: the core measures how long it waited (see `door`).
+    pub at: std::time::Instant,
 }
 
 /// The outbound side of every transport.

@@ -122,7 +122,15 @@ async fn connection<S>(
             match framer.next_frame() {
                 Ok(Some(Frame::Message(data))) => {
                     spoken = true;
-                    if inbound.send(Inbound { data, peer }).await.is_err() {
+                    if inbound
+                        .send(Inbound {
+                            data,
+                            peer,
+                            at: std::time::Instant::now(),
+                        })
+                        .await
+                        .is_err()
+                    {
                         break 'read;
                     }
                 }

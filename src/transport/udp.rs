@@ -7,19 +7,23 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-/// Above this many datagrams waiting for the core, new calls are refused at the door: a
-/// quarter of the queue is some 20 ms of work at thousands of joins per second. Shedding early
-/// keeps the answers to the calls let in well inside the 500 ms after which callers
-/// retransmit (measured: a half-full queue before shedding let a 5 000/s overload turn into a
-/// retransmission storm; a quarter held it).
-fn high_water(queue: &mpsc::Sender<Inbound>) -> usize {
-    queue.max_capacity() / 4
+/// The core is behind when what it takes from its queue has waited longer than this (and
+/// some is still waiting), or when the queue is half full whatever the delay. 100 ms
+/// leaves the calls let in well inside the 500 ms after which callers retransmit, while a
+/// passing hiccup of the core does not refuse anyone.
+const MAX_QUEUE_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+fn behind(queue: &mpsc::Sender<Inbound>, delay: &crate::transport::door::QueueDelay) -> bool {
+    let waiting = queue.max_capacity() - queue.capacity();
+    waiting > queue.max_capacity() / 2
+        || (waiting > queue.max_capacity() / 32 && delay.get() > MAX_QUEUE_DELAY)
 }
 
 pub async fn run(
     socket: Arc<UdpSocket>,
     inbound: mpsc::Sender<Inbound>,
     metrics: Arc<crate::metrics::Metrics>,
+    delay: Arc<crate::transport::door::QueueDelay>,
 ) {
     let mut buf = vec![0u8; 65_536];
     let mut door = super::door::Door::default();
@@ -29,8 +33,7 @@ pub async fn run(
                 // The core is behind: a new call would only make every call later (and bring
                 // retransmissions). It gets 503 + Retry-After here, statelessly, and what
                 // belongs to calls already made (ACK, BYE, responses, retransmissions) goes on.
-                let behind = inbound.max_capacity() - inbound.capacity() > high_water(&inbound);
-                if let Some(busy) = door.check(&buf[..n], behind) {
+                if let Some(busy) = door.check(&buf[..n], behind(&inbound, &delay)) {
                     metrics.shed.inc();
                     let _ = socket.try_send_to(&busy, addr);
                     continue;
@@ -38,6 +41,7 @@ pub async fn run(
                 let item = Inbound {
                     data: Bytes::copy_from_slice(&buf[..n]),
                     peer: Peer::udp(addr),
+                    at: std::time::Instant::now(),
                 };
                 // A full queue means the core is overloaded: shed load here, not in memory.
                 if inbound.try_send(item).is_err() {

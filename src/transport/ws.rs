@@ -105,7 +105,7 @@ async fn serve(mut socket: WebSocket, addr: SocketAddr, state: WsState) {
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 };
-                if state.inbound.send(Inbound { data, peer }).await.is_err() {
+                if state.inbound.send(Inbound { data, peer, at: std::time::Instant::now() }).await.is_err() {
                     break;
                 }
             }

@@ -9,7 +9,7 @@ use convoke::media::batch::SendBatch;
 use convoke::media::roster::{attribute, Member};
 use convoke::media::rtp::{classify, feedback_target, ssrc};
 use convoke::media::stats::RtpReceiveStats;
-use convoke::media::{MemberConfig, StreamConfig, AUDIO};
+use convoke::media::{MemberConfig, AUDIO};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -27,23 +27,7 @@ fn roster(n: u16) -> Vec<Member> {
     (0..n)
         .map(|i| {
             let rtp: SocketAddr = ([127, 0, 0, 1], 10_000 + 2 * i).into();
-            Member::new(MemberConfig {
-                id: u64::from(i),
-                signalling_ip: [127, 0, 0, 1].into(),
-                streams: [
-                    Some(StreamConfig {
-                        rtp: Some(rtp),
-                        rtcp: None,
-                        rtcp_mux: true,
-                        send: true,
-                        clock_rate: 8000,
-                    }),
-                    None,
-                ],
-                via_standard: false,
-                audio: None,
-                webrtc: None,
-            })
+            Member::new(MemberConfig::plain_audio(u64::from(i), rtp, None))
         })
         .collect()
 }

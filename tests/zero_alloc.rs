@@ -6,7 +6,7 @@
 use convoke::config::PortSpec;
 use convoke::media::codec::{ulaw_encode, AudioCodec, AudioEncoder, FRAME};
 use convoke::media::mixer::{AudioMode, AudioSetup};
-use convoke::media::{Isolation, MemberConfig, PortPool, StreamConfig, WorkerHandle};
+use convoke::media::{Isolation, MemberConfig, PortPool, WorkerHandle};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,23 +37,7 @@ static GLOBAL: Counting = Counting;
 
 fn member(id: u64, rtp: &UdpSocket) -> MemberConfig {
     let addr = rtp.local_addr().unwrap();
-    MemberConfig {
-        id,
-        signalling_ip: addr.ip(),
-        streams: [
-            Some(StreamConfig {
-                rtp: Some(addr),
-                rtcp: Some(addr),
-                rtcp_mux: true,
-                send: true,
-                clock_rate: 8000,
-            }),
-            None,
-        ],
-        via_standard: false,
-        audio: None,
-        webrtc: None,
-    }
+    MemberConfig::plain_audio(id, addr, Some(addr))
 }
 
 /// A worker on its own runtime with members 1 (sending from `a`) and 2 (receiving on `b`).

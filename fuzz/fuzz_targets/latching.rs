@@ -2,7 +2,7 @@
 //! continuity rules), fed datagrams from arbitrary sources: never panics, and a member's latch
 //! is always a source that sent to it.
 #![no_main]
-use convoke::media::roster::{attribute, Member, MemberConfig, StreamConfig};
+use convoke::media::roster::{attribute, Member, MemberConfig};
 use convoke::media::AUDIO;
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
@@ -10,23 +10,7 @@ use std::net::SocketAddr;
 fn member(id: u64, port: u16) -> Member {
     let rtp: SocketAddr = ([127, 0, 0, 1], port).into();
     let rtcp: SocketAddr = ([127, 0, 0, 1], port + 1).into();
-    Member::new(MemberConfig {
-        id,
-        signalling_ip: [127, 0, 0, 1].into(),
-        streams: [
-            Some(StreamConfig {
-                rtp: Some(rtp),
-                rtcp: Some(rtcp),
-                rtcp_mux: false,
-                send: true,
-                clock_rate: 8000,
-            }),
-            None,
-        ],
-        via_standard: false,
-        audio: None,
-        webrtc: None,
-    })
+    Member::new(MemberConfig::plain_audio(id, rtp, Some(rtcp)))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -74,6 +74,31 @@ pub struct MemberConfig {
     pub webrtc: Option<Box<super::webrtc::WebRtcSdp>>,
 }
 
+impl MemberConfig {
+    /// A phone with one audio stream at `rtp` (PCMU clock) signalling from the same address,
+    /// its RTCP on `rtcp` or, when that is None or the RTP address, multiplexed: what tests,
+    /// benchmarks and fuzz targets build without an SDP negotiation.
+    pub fn plain_audio(id: u64, rtp: SocketAddr, rtcp: Option<SocketAddr>) -> Self {
+        Self {
+            id,
+            signalling_ip: rtp.ip(),
+            streams: [
+                Some(StreamConfig {
+                    rtp: Some(rtp),
+                    rtcp,
+                    rtcp_mux: rtcp.is_none_or(|r| r == rtp),
+                    send: true,
+                    clock_rate: 8000,
+                }),
+                None,
+            ],
+            via_standard: false,
+            audio: None,
+            webrtc: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MemberStats {
     pub rx_packets: u64,
@@ -326,25 +351,9 @@ mod tests {
     use crate::media::AUDIO;
 
     fn member(id: u64, port: u16) -> Member {
-        let a: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let r: SocketAddr = format!("127.0.0.1:{}", port + 1).parse().unwrap();
-        Member::new(MemberConfig {
-            id,
-            signalling_ip: "127.0.0.1".parse().unwrap(),
-            streams: [
-                Some(StreamConfig {
-                    rtp: Some(a),
-                    rtcp: Some(r),
-                    rtcp_mux: false,
-                    send: true,
-                    clock_rate: 8000,
-                }),
-                None,
-            ],
-            via_standard: false,
-            audio: None,
-            webrtc: None,
-        })
+        let rtp: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let rtcp: SocketAddr = format!("127.0.0.1:{}", port + 1).parse().unwrap();
+        Member::new(MemberConfig::plain_audio(id, rtp, Some(rtcp)))
     }
 
     /// An RTP packet with `ssrc` and `seq`.

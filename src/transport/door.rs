@@ -75,6 +75,19 @@ fn branch_of(datagram: &[u8]) -> Option<&[u8]> {
     (!branch.is_empty() && branch.len() <= 256).then_some(branch)
 }
 
+/// The core is behind when what it takes from its queue has waited longer than this (and some
+/// is still waiting), or when the queue is half full whatever the delay. 100 ms leaves the
+/// calls let in well inside the 500 ms after which callers retransmit, while a passing hiccup
+/// of the core refuses nobody (the README has the thresholds measured).
+const MAX_QUEUE_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether the core is behind, with `waiting` of `capacity` queue places taken and the last
+/// message taken having waited `delay`. A delay left over from a burst counts only while
+/// messages are still waiting.
+pub fn behind(waiting: usize, capacity: usize, delay: std::time::Duration) -> bool {
+    waiting > capacity / 2 || (waiting > capacity / 32 && delay > MAX_QUEUE_DELAY)
+}
+
 /// How long the last message the core took had waited in its queue, shared by the core (which
 /// measures it) and the door (which sheds on it).
 #[derive(Debug, Default)]
@@ -122,6 +135,18 @@ Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
                 true
             )
             .is_none());
+    }
+
+    #[test]
+    fn behind_by_delay_while_messages_wait_or_by_a_half_full_queue() {
+        let ms = std::time::Duration::from_millis;
+        assert!(
+            !behind(10, 1024, ms(500)),
+            "an old delay with an empty queue"
+        );
+        assert!(behind(100, 1024, ms(150)));
+        assert!(!behind(100, 1024, ms(20)));
+        assert!(behind(600, 1024, ms(0)));
     }
 
     #[test]
